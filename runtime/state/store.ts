@@ -1,0 +1,172 @@
+/**
+ * Persistent object store for sandboxes and containers.
+ *
+ * Each object is a directory `<dir>/<id>/` holding an immutable meta.json (written once,
+ * at create) and a status.json that only `update()` changes: it writes a temp file,
+ * fsyncs it, renames it over status.json and fsyncs the directory, so a crash at any
+ * point leaves either the old or the new status, never a torn one.
+ *
+ * Lookups accept a unique id prefix, as crictl passes short ids.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, isENOENT } from '../errors.js';
+
+export interface Entry<M, S> {
+  readonly id: string;
+  readonly meta: M;
+  status: S;
+}
+
+/** A new object id: 64 lowercase hex characters, as the kubelet and crictl expect. */
+export function newId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const fh = await fs.open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.rename(tmp, path);
+  await fsyncDir(join(path, '..'));
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const dh = await fs.open(dir, 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
+export class ObjectStore<M, S> {
+  private readonly entries = new Map<string, Entry<M, S>>();
+  /** Serialises updates per id so that read-modify-write cycles never interleave. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  /** `kind` names the objects in errors ("container", "pod sandbox"). */
+  constructor(readonly dir: string, readonly kind: string) {}
+
+  /** Reads every object from disk. Leftover temp files are ignored; a dir without meta.json is skipped (a crashed create). */
+  async load(): Promise<{ loaded: number; skipped: string[] }> {
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const skipped: string[] = [];
+    for (const id of await fs.readdir(this.dir)) {
+      try {
+        const meta = JSON.parse(await fs.readFile(join(this.dir, id, 'meta.json'), 'utf8')) as M;
+        const status = JSON.parse(await fs.readFile(join(this.dir, id, 'status.json'), 'utf8')) as S;
+        this.entries.set(id, { id, meta, status });
+      } catch {
+        skipped.push(id);
+      }
+    }
+    return { loaded: this.entries.size, skipped };
+  }
+
+  /** The directory of an object: where its service keeps its other files. */
+  path(id: string): string {
+    return join(this.dir, id);
+  }
+
+  async create(id: string, meta: M, status: S): Promise<Entry<M, S>> {
+    if (this.entries.has(id)) throw new AlreadyExistsError(`${this.kind} ${id} already exists`);
+    const dir = this.path(id);
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    // status first: an object is only loaded when meta.json exists, and meta.json is written last.
+    await writeFileAtomic(join(dir, 'status.json'), JSON.stringify(status));
+    await writeFileAtomic(join(dir, 'meta.json'), JSON.stringify(meta));
+    const entry = { id, meta, status };
+    this.entries.set(id, entry);
+    return entry;
+  }
+
+  get(id: string): Entry<M, S> | undefined {
+    return this.entries.get(id);
+  }
+
+  /** Resolves a full id or unique prefix; NotFound when none, InvalidArgument listing candidates when ambiguous. */
+  resolve(idOrPrefix: string): Entry<M, S> {
+    if (!idOrPrefix) throw new InvalidArgumentError(`${this.kind} id must not be empty`);
+    const exact = this.entries.get(idOrPrefix);
+    if (exact) return exact;
+    const matches = [...this.entries.keys()].filter((id) => id.startsWith(idOrPrefix));
+    if (matches.length === 1) return this.entries.get(matches[0]!)!;
+    if (matches.length === 0) throw new NotFoundError(`${this.kind} "${idOrPrefix}" not found`);
+    throw new InvalidArgumentError(`${this.kind} id prefix "${idOrPrefix}" is ambiguous: ${matches.join(', ')}`);
+  }
+
+  /** Like resolve() but undefined when nothing matches (for idempotent stop/remove). */
+  find(idOrPrefix: string): Entry<M, S> | undefined {
+    try {
+      return this.resolve(idOrPrefix);
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  list(): Entry<M, S>[] {
+    return [...this.entries.values()];
+  }
+
+  /** The one way a status changes: fn gets the current status and returns the next; persisted atomically. */
+  async update(id: string, fn: (s: S) => S): Promise<S> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(async () => {
+      const entry = this.entries.get(id);
+      if (!entry) throw new NotFoundError(`${this.kind} ${id} not found`);
+      const next = fn(entry.status);
+      await writeFileAtomic(join(this.path(id), 'status.json'), JSON.stringify(next));
+      entry.status = next;
+      return next;
+    });
+    this.locks.set(id, run);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(id) === run) this.locks.delete(id);
+    }
+  }
+
+  /** Forgets the object and deletes its directory; unknown ids succeed. */
+  async remove(id: string): Promise<void> {
+    this.entries.delete(id);
+    try {
+      await fs.rm(this.path(id), { recursive: true, force: true });
+    } catch (err) {
+      if (!isENOENT(err)) throw err;
+    }
+  }
+}
+
+/**
+ * Unique names (k8s_POD_..., k8s_<ctr>_...). A name is reserved before the object is
+ * created and released when it is removed; the holder's id is returned on conflict so
+ * that the caller can decide whether the retry is the same request.
+ */
+export class NameIndex {
+  private readonly byName = new Map<string, string>();
+
+  /** Reserves name for id; returns undefined on success, or the id holding it. */
+  reserve(name: string, id: string): string | undefined {
+    const holder = this.byName.get(name);
+    if (holder !== undefined && holder !== id) return holder;
+    this.byName.set(name, id);
+    return undefined;
+  }
+
+  release(name: string, id?: string): void {
+    if (id === undefined || this.byName.get(name) === id) this.byName.delete(name);
+  }
+
+  get(name: string): string | undefined {
+    return this.byName.get(name);
+  }
+}

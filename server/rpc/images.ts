@@ -1,0 +1,7 @@
+/** RPC handlers of this area, by RPC name. */
+import type { HandlerTable } from './types.js';
+
+export const imagesHandlers: HandlerTable = {
+  unary: {},
+  stream: {},
+};
