@@ -6,31 +6,72 @@
 import type { Config } from './config.js';
 import type { Logger } from './util/log.js';
 import { detectCgroups, type CgroupInfo } from './cgroups/detect.js';
+import { probeHandlers, type HandlerProbe } from './oci/features.js';
 
 export type { Config } from './config.js';
 export type { Logger } from './util/log.js';
+
+export interface Condition {
+  ready: boolean;
+  reason: string;
+  message: string;
+}
 
 export interface Runtime {
   readonly config: Config;
   readonly logger: Logger;
   readonly cgroups: CgroupInfo;
+  /** Every configured OCI runtime handler, probed at start. */
+  readonly handlers: HandlerProbe[];
+  /** The handler used when a pod names none (config.default_runtime, or its fallback). */
+  readonly defaultHandler: string;
   /** Pod CIDR from UpdateRuntimeConfig, kept for the network layer. */
-  podCidr: string;
+  readonly podCidr: string;
+  setPodCidr(cidr: string): void;
+  /** RuntimeReady and NetworkReady as the kubelet reads them from Status. */
+  health(): Promise<{ runtime: Condition; network: Condition }>;
   /** Stops background work (watchers, timers). Containers and pods keep running. */
   close(): Promise<void>;
 }
 
 export async function createRuntime(config: Config, logger: Logger): Promise<Runtime> {
   const cgroups = await detectCgroups(config.cgroup_driver);
+  const handlers = await probeHandlers(config.runtimes);
   const closers: Array<() => Promise<void>> = [];
+  let podCidr = '';
+  const podCidrListeners: Array<(cidr: string) => void> = [];
+  let networkStatus = async (): Promise<Condition> => ({ ready: false, reason: 'NetworkPluginNotReady', message: 'the network layer is not set up' });
+  const defaultHandler = config.default_runtime;
+
   const rt: Runtime = {
     config,
     logger,
     cgroups,
-    podCidr: '',
+    handlers,
+    defaultHandler,
+    get podCidr() { return podCidr; },
+    setPodCidr(cidr: string) {
+      podCidr = cidr;
+      for (const l of podCidrListeners) l(cidr);
+    },
+    async health() {
+      const def = handlers.find((h) => h.name === rt.defaultHandler);
+      const runtime: Condition = def?.available
+        ? { ready: true, reason: '', message: '' }
+        : { ready: false, reason: 'RuntimeHandlerUnavailable', message: `default runtime handler "${rt.defaultHandler}" is not usable: ${def?.error ?? 'not configured'}` };
+      let network: Condition;
+      try {
+        network = await networkStatus();
+      } catch (err) {
+        network = { ready: false, reason: 'NetworkPluginNotReady', message: (err as Error).message };
+      }
+      return { runtime, network };
+    },
     async close() {
       for (const c of closers.reverse()) await c().catch((err) => logger.warn(`close: ${String(err)}`));
     },
   };
+  void podCidrListeners; void networkStatus; // wired below as the services land
+  networkStatus = networkStatus;
   return rt;
 }
