@@ -13,7 +13,16 @@ const file = (name: string, text: string) => {
 };
 
 test('a missing file means the embedded defaults', (t) => {
-  t.deepEqual(loadConfig(join(dir, 'nope.toml')), defaultConfig());
+  const cfg = loadConfig(join(dir, 'nope.toml'));
+  t.is(cfg.socket, defaultConfig().socket);
+  t.is(cfg.runtimes.runc!.root, '/run/corral/runc');
+  t.is(cfg.cni.cache_dir, '/var/lib/corral/cni');
+});
+
+test('empty runtime roots and CNI cache follow state_dir and root_dir', (t) => {
+  const cfg = loadConfig(join(dir, 'nope.toml'), { state_dir: '/s', root_dir: '/r' });
+  t.is(cfg.runtimes.crun!.root, '/s/crun');
+  t.is(cfg.cni.cache_dir, '/r/cni');
 });
 
 test('a missing file that was asked for explicitly is an error naming it', (t) => {
@@ -33,7 +42,7 @@ test('values override defaults, tables merge key by key', (t) => {
 test('runtime handlers merge over the defaults of the same name and new ones get empty defaults', (t) => {
   const cfg = parseConfig('[runtimes.runc]\npath = "/opt/runc"\n[runtimes.kata]\npath = "/k"\n', 'f.toml');
   t.is(cfg.runtimes.runc!.path, '/opt/runc');
-  t.is(cfg.runtimes.runc!.root, '/run/corral/runc');
+  t.is(cfg.runtimes.runc!.root, '');
   t.deepEqual(cfg.runtimes.kata, { path: '/k', root: '', options: [] });
 });
 

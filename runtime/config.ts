@@ -5,6 +5,7 @@
  * names the key, the file and the expected type.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { InvalidArgumentError, isENOENT } from './errors.js';
 
@@ -13,7 +14,7 @@ export const DEFAULT_CONFIG_PATH = '/etc/corral/corral.toml';
 export interface RuntimeHandlerConfig {
   /** Path of the OCI runtime binary (crun, runc). */
   path: string;
-  /** --root of the OCI runtime: where it keeps its container state. */
+  /** --root of the OCI runtime: where it keeps its container state ("" = <state_dir>/<name>). */
   root: string;
   /** Extra global arguments passed before the command. */
   options: string[];
@@ -49,7 +50,7 @@ export interface Config {
   cni: {
     conf_dir: string;
     bin_dirs: string[];
-    /** Where the ADD results are kept so DEL works after restarts and reboots. */
+    /** Where the ADD results are kept so DEL works after restarts and reboots ("" = <root_dir>/cni). */
     cache_dir: string;
   };
   streaming: {
@@ -122,15 +123,15 @@ export function defaultConfig(): Config {
     conmon_cgroup: '',
     default_runtime: 'crun',
     runtimes: {
-      crun: { path: '/usr/bin/crun', root: '/run/corral/crun', options: [] },
-      runc: { path: '/usr/sbin/runc', root: '/run/corral/runc', options: [] },
+      crun: { path: '/usr/bin/crun', root: '', options: [] },
+      runc: { path: '/usr/sbin/runc', root: '', options: [] },
     },
     shutdown_grace_seconds: 10,
     log_size_max: -1,
     cni: {
       conf_dir: '/etc/cni/net.d',
       bin_dirs: ['/opt/cni/bin', '/usr/lib/cni'],
-      cache_dir: '/var/lib/corral/cni',
+      cache_dir: '',
     },
     streaming: { address: '127.0.0.1', port: 0, tls_cert: '', tls_key: '' },
     registries: {},
@@ -251,7 +252,18 @@ export function loadConfig(path: string, overrides: Record<string, unknown> = {}
     cfg = merge(SCHEMA, cfg, nested, '', 'command line') as Config;
   }
   validate(cfg, path);
-  return cfg;
+  return withDerivedPaths(cfg);
+}
+
+/**
+ * Paths left empty follow root_dir / state_dir, so that moving those two (as tests and
+ * multi-instance setups do) moves everything and two daemons never share runtime state.
+ */
+export function withDerivedPaths(cfg: Config): Config {
+  const runtimes = Object.fromEntries(
+    Object.entries(cfg.runtimes).map(([name, h]) => [name, { ...h, root: h.root || join(cfg.state_dir, name) }]),
+  );
+  return { ...cfg, runtimes, cni: { ...cfg.cni, cache_dir: cfg.cni.cache_dir || join(cfg.root_dir, 'cni') } };
 }
 
 export function configToToml(cfg: Config): string {
