@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import type { Logger } from './util/log.js';
 import { detectCgroups, type CgroupInfo } from './cgroups/detect.js';
 import { probeHandlers, type HandlerProbe } from './oci/features.js';
+import { Metrics } from './metrics.js';
 
 export type { Config } from './config.js';
 export type { Logger } from './util/log.js';
@@ -21,6 +22,7 @@ export interface Runtime {
   readonly config: Config;
   readonly logger: Logger;
   readonly cgroups: CgroupInfo;
+  readonly metrics: Metrics;
   /** Every configured OCI runtime handler, probed at start. */
   readonly handlers: HandlerProbe[];
   /** The handler used when a pod names none (config.default_runtime, or its fallback). */
@@ -37,6 +39,7 @@ export interface Runtime {
 export async function createRuntime(config: Config, logger: Logger): Promise<Runtime> {
   const cgroups = await detectCgroups(config.cgroup_driver);
   const handlers = await probeHandlers(config.runtimes);
+  const metrics = new Metrics();
   const closers: Array<() => Promise<void>> = [];
   let podCidr = '';
   const podCidrListeners: Array<(cidr: string) => void> = [];
@@ -47,6 +50,7 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
     config,
     logger,
     cgroups,
+    metrics,
     handlers,
     defaultHandler,
     get podCidr() { return podCidr; },

@@ -30,6 +30,12 @@ export class InFlight {
   }
 }
 
+function record(rt: Runtime, method: string, code: Status, ms: number): void {
+  if (!rt.metrics) return; // unit tests pass a bare runtime
+  rt.metrics.rpcRequests.inc({ method, code: codeName(code) });
+  rt.metrics.rpcDuration.observe({ method }, ms / 1000);
+}
+
 function contextFor(rt: Runtime, call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): { ctx: RpcContext; dispose: () => void } {
   const ac = new AbortController();
   const raw = call.getDeadline();
@@ -65,6 +71,7 @@ export function unary(method: string, handler: UnaryHandler, rt: Runtime, inflig
       dispose();
       inflight.leave();
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
+      record(rt, method, code, ms);
       rt.logger.debug(`rpc ${method}`, { ms: Math.round(ms * 100) / 100, code: codeName(code), ...(err ? { error: err.details } : {}) });
       if (err) callback({ code: err.code, details: err.details });
       else callback(null, res);
@@ -105,6 +112,7 @@ export function serverStream(method: string, handler: StreamHandler, rt: Runtime
       dispose();
       inflight.leave();
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
+      record(rt, method, code, ms);
       rt.logger.debug(`rpc ${method}`, { ms: Math.round(ms * 100) / 100, code: codeName(code), ...(details ? { error: details } : {}) });
       if (code === Status.OK) call.end();
       else call.emit('error', { code, details });
@@ -121,6 +129,7 @@ export function serverStream(method: string, handler: StreamHandler, rt: Runtime
 
 export function unimplemented(method: string, rt: Runtime): grpc.handleUnaryCall<unknown, unknown> {
   return (_call, callback) => {
+    record(rt, method, Status.UNIMPLEMENTED, 0);
     rt.logger.debug(`rpc ${method}`, { code: 'UNIMPLEMENTED' });
     callback({ code: Status.UNIMPLEMENTED, details: `${method} is not implemented by corral yet` });
   };

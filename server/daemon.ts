@@ -11,6 +11,7 @@ import { createRuntime, type Config, type Logger, type Runtime } from '../runtim
 import { errnoCode, FailedPreconditionError } from '../runtime/errors.js';
 import { CORRAL_VERSION } from '../runtime/version.js';
 import { createGrpcServer } from './grpc.js';
+import { startMetricsServer } from './metrics-http.js';
 
 /** True when something accepts connections on the unix socket at path. */
 function socketAnswers(path: string, timeoutMs = 1000): Promise<boolean> {
@@ -60,6 +61,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     server.bindAsync(`unix:${config.socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
   });
   await fs.chmod(config.socket, 0o660);
+  const metricsServer = config.metrics.address ? await startMetricsServer(runtime, config.metrics.address) : undefined;
+  if (metricsServer) logger.info(`metrics on http://${config.metrics.address}/metrics`);
   logger.info(`corral ${CORRAL_VERSION} serving CRI on ${config.socket}`, {
     cgroups: runtime.cgroups.mode,
     driver: runtime.cgroups.driver,
@@ -82,6 +85,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
         logger.warn(`in-flight calls did not finish within ${config.shutdown_grace_seconds}s; closing them`);
         server.forceShutdown();
       }
+      metricsServer?.close();
       await runtime.close();
       await fs.unlink(config.socket).catch(() => undefined);
       logger.info('stopped');
