@@ -3,6 +3,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { chooseDefaultSubnet, parseNetworkConf, parseProcNetRoute, requiredBinaries } from './cni-config.js';
 import { bandwidthFromAnnotations, buildCapabilityArgs, parseQuantity, runtimeConfigFor, toCniPortMappings } from './runtime-config.js';
 import { ipsFromResult } from './manager.js';
+import { masqChainName, splitRule } from './masq-cleanup.js';
 
 test('parseNetworkConf: conflist, single .conf, and errors naming the file', (t) => {
   const list = parseNetworkConf(JSON.stringify({ cniVersion: '1.0.0', name: 'n', plugins: [{ type: 'bridge', ipam: { type: 'host-local' } }, { type: 'portmap' }] }), 'f');
@@ -82,4 +83,14 @@ test('ipsFromResult: pod interface only, IPv4 first, old result formats', (t) =>
   t.deepEqual(ipsFromResult({ ips: [{ address: '10.0.0.3/24' }] }, 'eth0'), ['10.0.0.3']);
   t.deepEqual(ipsFromResult({ ip4: { ip: '10.0.0.4/24' }, ip6: { ip: 'fd00::4/64' } }, 'eth0'), ['10.0.0.4', 'fd00::4']);
   t.deepEqual(ipsFromResult(null, 'eth0'), []);
+});
+
+test('masquerade chain name and iptables -S parsing', (t) => {
+  t.is(masqChainName('ctestee41', '7ecc06a7f6d83c44b5a5000ece61297c3110bf25554f2e80e5d23acdfba6b222'), 'CNI-f41e383e88dc8687832ef63a');
+  t.deepEqual(
+    splitRule('-A POSTROUTING -s 10.255.48.2/32 -m comment --comment "name: \\"n\\" id: \\"x y\\"" -j CNI-f41e'),
+    ['-A', 'POSTROUTING', '-s', '10.255.48.2/32', '-m', 'comment', '--comment', 'name: "n" id: "x y"', '-j', 'CNI-f41e'],
+  );
+  t.deepEqual(splitRule('-N X'), ['-N', 'X']);
+  t.deepEqual(splitRule('-A X --comment ""'), ['-A', 'X', '--comment', '']);
 });

@@ -21,6 +21,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, errorMess
 import { writeFileAtomic } from '../state/store.js';
 import { loadNetwork, loopbackNetworkConf, requiredBinaries, type LoadedNetwork, type NetworkConfList } from './cni-config.js';
 import { execPlugin, findPlugin, requirePlugin, type CniCommand } from './cni-exec.js';
+import { removeIpMasq } from './masq-cleanup.js';
 import { buildCapabilityArgs, buildCniArgs, runtimeConfigFor, type CapabilityArgs, type CniDns, type PortMappingIn } from './runtime-config.js';
 
 export const POD_IFNAME = 'eth0';
@@ -267,7 +268,19 @@ export class NetworkManager {
       for (const p of a.conf.plugins) paths.set(p.type, await requirePlugin(p.type, this.deps.config.cni.bin_dirs));
     }
     await this.delAttachments(rec, paths, netns, pod.signal);
+    if (netns === '') await this.removeOrphanMasq(rec);
     await this.removeRecord(rec.id);
+  }
+
+  /** See masq-cleanup.ts: what bridge/ptp cannot remove without the netns. */
+  private async removeOrphanMasq(rec: CacheRecord): Promise<void> {
+    for (const a of rec.attachments) {
+      if (!a.conf.plugins.some((p) => (p.type === 'bridge' || p.type === 'ptp') && p.ipMasq === true)) continue;
+      const ips = ipsFromResult(a.result, a.ifName);
+      const families: Array<4 | 6> = a.result === null ? [4, 6] : [...(ips.some((ip) => !ip.includes(':')) ? [4 as const] : []), ...(ips.some((ip) => ip.includes(':')) ? [6 as const] : [])];
+      const removed = await removeIpMasq(a.conf.name, rec.id, families, this.timeoutMs);
+      if (removed.length) this.deps.logger.debug(`CNI: pod ${rec.id} had no netns left; removed ${removed.join(', ')}`);
+    }
   }
 
   /**
