@@ -8,6 +8,8 @@ import type { Logger } from './util/log.js';
 import { detectCgroups, type CgroupInfo } from './cgroups/detect.js';
 import { probeHandlers, type HandlerProbe } from './oci/features.js';
 import { Metrics } from './metrics.js';
+import { linux } from './linux/syscalls.js';
+import { SandboxService } from './sandbox/service.js';
 
 export type { Config } from './config.js';
 export type { Logger } from './util/log.js';
@@ -27,6 +29,8 @@ export interface Runtime {
   readonly handlers: HandlerProbe[];
   /** The handler used when a pod names none (config.default_runtime, or its fallback). */
   readonly defaultHandler: string;
+  /** Pod sandboxes: namespaces, network, /etc files, shm, pod cgroups. */
+  readonly sandboxes: SandboxService;
   /** Pod CIDR from UpdateRuntimeConfig, kept for the network layer. */
   readonly podCidr: string;
   setPodCidr(cidr: string): void;
@@ -46,6 +50,13 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   let networkStatus = async (): Promise<Condition> => ({ ready: false, reason: 'NetworkPluginNotReady', message: 'the network layer is not set up' });
   const defaultHandler = config.default_runtime;
 
+  // ---- pod sandboxes (runtime/sandbox) ----
+  // TODO(lead): pass `network` (runtime/network's NetworkManager has the PodNetwork shape) and
+  // `infra` (an InfraRunner over runtime/oci, for pid POD pods); call
+  // sandboxes.setContainers(...) once the container service exists.
+  const sandboxes = await SandboxService.create({ config, logger, syscalls: linux, cgroups, defaultHandler });
+  closers.push(() => sandboxes.close());
+
   const rt: Runtime = {
     config,
     logger,
@@ -53,6 +64,7 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
     metrics,
     handlers,
     defaultHandler,
+    sandboxes,
     get podCidr() { return podCidr; },
     setPodCidr(cidr: string) {
       podCidr = cidr;

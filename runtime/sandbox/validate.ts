@@ -1,0 +1,125 @@
+/**
+ * Checks on a PodSandboxConfig that must pass before anything is created: metadata,
+ * namespace modes, sysctls, hostname and DNS. Each failure is InvalidArgument naming the
+ * field, since the kubelet surfaces the message in the pod's events.
+ */
+import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
+
+export type NamespaceMode = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
+
+export interface NamespaceModes {
+  network: NamespaceMode;
+  pid: NamespaceMode;
+  ipc: NamespaceMode;
+  targetId: string;
+}
+
+export interface PodMetadataIn {
+  name?: string;
+  uid?: string;
+  namespace?: string;
+  attempt?: number;
+}
+
+export function validateMetadata(md: PodMetadataIn | null | undefined): Required<PodMetadataIn> {
+  if (!md) throw new InvalidArgumentError('pod sandbox config: metadata is required');
+  for (const field of ['name', 'uid', 'namespace'] as const) {
+    if (!md[field]) throw new InvalidArgumentError(`pod sandbox config: metadata.${field} is required`);
+    if (/[\0\n/]/.test(md[field]!)) throw new InvalidArgumentError(`pod sandbox config: metadata.${field} ${JSON.stringify(md[field])} contains invalid characters`);
+  }
+  return { name: md.name!, uid: md.uid!, namespace: md.namespace!, attempt: md.attempt ?? 0 };
+}
+
+/** The sandbox's unique name, the same scheme as dockershim, containerd and CRI-O. */
+export function sandboxName(md: Required<PodMetadataIn>): string {
+  return `k8s_POD_${md.name}_${md.namespace}_${md.uid}_${md.attempt}`;
+}
+
+const MODES = new Set<NamespaceMode>(['POD', 'CONTAINER', 'NODE', 'TARGET']);
+
+function mode(v: unknown, field: string): NamespaceMode {
+  if (v === undefined || v === null) return 'POD';
+  const m = typeof v === 'number' ? (['POD', 'CONTAINER', 'NODE', 'TARGET'] as const)[v] : v;
+  if (!MODES.has(m as NamespaceMode)) throw new InvalidArgumentError(`namespace_options.${field}: unknown mode ${JSON.stringify(v)}`);
+  return m as NamespaceMode;
+}
+
+/**
+ * The pod's namespace modes. Without namespace_options at all (crictl with a bare config),
+ * pid is CONTAINER: proto3 cannot tell an explicit POD from an absent field there, and
+ * the kubelet always sends the options (CONTAINER unless shareProcessNamespace).
+ */
+export function namespaceModes(nsOpts: { network?: unknown; pid?: unknown; ipc?: unknown; target_id?: string } | null | undefined): NamespaceModes {
+  if (!nsOpts) return { network: 'POD', pid: 'CONTAINER', ipc: 'POD', targetId: '' };
+  const m: NamespaceModes = {
+    network: mode(nsOpts.network, 'network'),
+    pid: mode(nsOpts.pid, 'pid'),
+    ipc: mode(nsOpts.ipc, 'ipc'),
+    targetId: nsOpts.target_id ?? '',
+  };
+  if (m.network !== 'POD' && m.network !== 'NODE') throw new InvalidArgumentError(`namespace_options.network: ${m.network} is not valid for a pod (POD or NODE)`);
+  if (m.ipc !== 'POD' && m.ipc !== 'NODE') throw new InvalidArgumentError(`namespace_options.ipc: ${m.ipc} is not valid for a pod (POD or NODE)`);
+  if (m.pid === 'TARGET') throw new InvalidArgumentError('namespace_options.pid: TARGET is only valid for containers');
+  return m;
+}
+
+/** IPC-namespaced sysctls (the kernel's ipc_sysctls plus mqueue), as runc and the kubelet list them. */
+const IPC_SYSCTLS = new Set([
+  'kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.msg_next_id',
+  'kernel.sem', 'kernel.sem_next_id',
+  'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced', 'kernel.shm_next_id',
+]);
+
+/**
+ * Validates the pod's sysctls against its namespaces and returns them as [path under
+ * /proc/sys, value], sorted by name for a stable order. Names use '.' separators, or '/'
+ * when a component holds a dot (net/ipv4/conf/eth0.100/forwarding), as Kubernetes allows.
+ */
+export function validateSysctls(sysctls: Record<string, string> | null | undefined, modes: NamespaceModes): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const name of Object.keys(sysctls ?? {}).sort()) {
+    const value = sysctls![name]!;
+    const parts = name.includes('/') ? name.split('/') : name.split('.');
+    if (parts.some((p) => p === '' || p === '.' || p === '..') || /[\0\n\s]/.test(name)) {
+      throw new InvalidArgumentError(`sysctl ${JSON.stringify(name)}: invalid name`);
+    }
+    if (/[\0\n]/.test(value)) throw new InvalidArgumentError(`sysctl ${name}: invalid value ${JSON.stringify(value)}`);
+    const dotted = parts.join('.');
+    if (parts[0] === 'net') {
+      if (modes.network === 'NODE') throw new InvalidArgumentError(`sysctl ${name} is not allowed with the host network namespace`);
+    } else if (IPC_SYSCTLS.has(dotted) || (parts[0] === 'fs' && parts[1] === 'mqueue' && parts.length > 2)) {
+      if (modes.ipc === 'NODE') throw new InvalidArgumentError(`sysctl ${name} is not allowed with the host IPC namespace`);
+    } else {
+      throw new InvalidArgumentError(`sysctl ${name} is not namespaced and cannot be set for a pod`);
+    }
+    out.push([parts.join('/'), value]);
+  }
+  return out;
+}
+
+/** The pod's hostname: the configured one, else the host's (host network) or the short id. */
+export function podHostname(configured: string | undefined, modes: NamespaceModes, id: string, hostHostname: string): string {
+  if (modes.network === 'NODE') return hostHostname;
+  const h = configured ?? '';
+  if (!h) return id.slice(0, 12);
+  // sethostname(2) takes at most HOST_NAME_MAX (64) bytes.
+  if (Buffer.byteLength(h) > 64 || /[\0\n\s]/.test(h)) throw new InvalidArgumentError(`hostname ${JSON.stringify(h)} is invalid (at most 64 bytes, no whitespace)`);
+  return h;
+}
+
+export function validateDns(dns: { servers?: string[]; searches?: string[]; options?: string[] } | null | undefined): void {
+  if (!dns) return;
+  for (const field of ['servers', 'searches', 'options'] as const) {
+    for (const v of dns[field] ?? []) {
+      // A newline would let a value add arbitrary resolv.conf lines.
+      if (!v || /[\0\n\r\s]/.test(v)) throw new InvalidArgumentError(`dns_config.${field}: invalid entry ${JSON.stringify(v)}`);
+    }
+  }
+}
+
+/** pid POD needs an infra process; without a runner corral cannot hold the namespace. */
+export function requireInfra(modes: NamespaceModes, haveRunner: boolean): void {
+  if (modes.pid === 'POD' && !haveRunner) {
+    throw new FailedPreconditionError('namespace_options.pid POD needs an infra process, and no infra runner is configured');
+  }
+}
