@@ -231,7 +231,9 @@ export class NetworkManager {
       throw err;
     }
     const result = rec.attachments[1]!.result;
-    return { ips: ipsFromResult(result, POD_IFNAME), result, timings };
+    const ips = ipsFromResult(result, POD_IFNAME);
+    this.deps.logger.debug(`CNI ADD pod ${rec.id} network "${net.conf.name}": ${ips.join(', ') || 'no IP'} (${timings.map((x) => `${x.plugin} ${x.ms} ms`).join(', ')})`);
+    return { ips, result, timings };
   }
 
   /** ADD through a list; each plugin's result becomes the next one's prevResult. */
