@@ -1,0 +1,92 @@
+/**
+ * Registry authentication: WWW-Authenticate challenges and the CRI AuthConfig.
+ * Secrets never appear in messages or logs.
+ */
+export interface Challenge {
+  scheme: string;
+  params: Record<string, string>;
+}
+
+/** CRI AuthConfig, as the proto-loader delivers it (every field may be empty). */
+export interface AuthConfig {
+  username?: string;
+  password?: string;
+  auth?: string;
+  server_address?: string;
+  identity_token?: string;
+  registry_token?: string;
+}
+
+export type Credentials =
+  | { kind: 'anonymous' }
+  | { kind: 'basic'; username: string; password: string }
+  /** An OAuth2 refresh token, exchanged at the token endpoint. */
+  | { kind: 'identity'; token: string }
+  /** A bearer token sent to the registry as it is. */
+  | { kind: 'registry'; token: string };
+
+export function credentialsFrom(a: AuthConfig | null | undefined): Credentials {
+  if (!a) return { kind: 'anonymous' };
+  if (a.registry_token) return { kind: 'registry', token: a.registry_token };
+  if (a.identity_token) return { kind: 'identity', token: a.identity_token };
+  if (a.username) return { kind: 'basic', username: a.username, password: a.password ?? '' };
+  if (a.auth) {
+    const dec = Buffer.from(a.auth, 'base64').toString('utf8');
+    const i = dec.indexOf(':');
+    if (i > 0) return { kind: 'basic', username: dec.slice(0, i), password: dec.slice(i + 1) };
+  }
+  return { kind: 'anonymous' };
+}
+
+export function basicHeader(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+}
+
+/**
+ * Parses a WWW-Authenticate header (RFC 7235): one or more challenges, each a scheme followed
+ * by comma-separated auth-params whose values may be quoted (scope values contain commas).
+ */
+export function parseChallenges(header: string): Challenge[] {
+  const out: Challenge[] = [];
+  let i = 0;
+  const n = header.length;
+  const ws = () => { while (i < n && (header[i] === ' ' || header[i] === '\t' || header[i] === ',')) i++; };
+  const token = () => {
+    const s = i;
+    while (i < n && !/[\s,=]/.test(header[i]!)) i++;
+    return header.slice(s, i);
+  };
+  let cur: Challenge | undefined;
+  while (i < n) {
+    ws();
+    if (i >= n) break;
+    const start = i;
+    const t = token();
+    let j = i;
+    while (j < n && (header[j] === ' ' || header[j] === '\t')) j++;
+    if (header[j] === '=' && cur) {
+      i = j + 1;
+      while (i < n && (header[i] === ' ' || header[i] === '\t')) i++;
+      let value = '';
+      if (header[i] === '"') {
+        i++;
+        while (i < n && header[i] !== '"') {
+          if (header[i] === '\\' && i + 1 < n) i++;
+          value += header[i];
+          i++;
+        }
+        i++;
+      } else {
+        const s = i;
+        while (i < n && header[i] !== ',') i++;
+        value = header.slice(s, i).trim();
+      }
+      cur.params[t.toLowerCase()] = value;
+    } else {
+      if (!t) { i = start + 1; continue; }
+      cur = { scheme: t.toLowerCase(), params: {} };
+      out.push(cur);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,495 @@
+/**
+ * The image service: pull, list, status, remove with garbage collection, filesystem usage, and
+ * the container rootfs (overlay over the image's layer snapshots) for the containers service.
+ *
+ * On disk under config.root_dir: content/ (manifests, indexes, configs by digest), snapshots/
+ * (one directory per unpacked layer), containers/ (upper and work dirs per container), images/
+ * (one JSON record per image).
+ *
+ * Pulls are joined at three levels: identical pull requests share one pull, layers share one
+ * unpack per diff id, and a pull of an image already complete only resolves its manifest.
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config.js';
+import {
+  CancelledError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, RuntimeError,
+  UnavailableError, errorMessage,
+} from '../errors.js';
+import { fsops as realFsops, type FsOps } from '../linux/fsops.js';
+import type { Syscalls } from '../linux/syscalls.js';
+import { diskUsage, Snapshotter } from '../snapshot/snapshotter.js';
+import type { Logger } from '../util/log.js';
+import { credentialsFrom, type AuthConfig, type Credentials } from './auth.js';
+import { ContentStore } from './content.js';
+import { unpackBlob } from './layer.js';
+import { hostPlatform, selectPlatform, type Platform, type PlatformDescriptor } from './platform.js';
+import { formatReference, parseReference, repoName, tagRef, tryParseReference, type Reference } from './reference.js';
+import { MEDIA, RegistryClient, sha256, type Endpoint } from './registry.js';
+import { ImageStore, type ImageRecord, type LayerInfo, type StoredImage } from './store.js';
+
+export type { ImageRecord } from './store.js';
+export type { AuthConfig } from './auth.js';
+
+export interface ImageServiceDeps {
+  config: Config;
+  logger: Logger;
+  syscalls: Syscalls;
+  /** mknod/xattr/fsconfig; the real ones by default. */
+  fsops?: FsOps;
+  /** Platform to select from indexes; this host's by default. */
+  platform?: Platform;
+}
+
+export interface Descriptor {
+  mediaType?: string;
+  digest: string;
+  size: number;
+  urls?: string[];
+}
+
+interface Manifest {
+  schemaVersion?: number;
+  mediaType?: string;
+  config?: Descriptor;
+  layers?: Descriptor[];
+  manifests?: PlatformDescriptor[];
+}
+
+/** Input of commitImage: what a pull or an import has resolved. */
+export interface ImageContent {
+  manifest: Buffer;
+  manifestDigest: string;
+  /** Index bytes when the image was chosen from an index. */
+  index?: Buffer;
+  topDigest: string;
+  /** Opens the compressed bytes of a layer (verified by the caller against desc.digest here). */
+  openLayer: (desc: Descriptor, signal: AbortSignal) => AsyncIterable<Buffer>;
+  /** Reads the config blob when it is not in the content store yet. */
+  readConfig: (desc: Descriptor, signal: AbortSignal) => Promise<Buffer>;
+  tags: string[];
+  digests: string[];
+  signal: AbortSignal;
+}
+
+export interface FsUsage {
+  bytes: number;
+  inodes: number;
+  mountpoint: string;
+}
+
+class Semaphore {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(private readonly max: number) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.max) await new Promise<void>((r) => this.waiting.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+interface InflightPull {
+  promise: Promise<string>;
+  controller: AbortController;
+  waiters: number;
+}
+
+function parseJson<T>(b: Buffer, what: string): T {
+  try {
+    return JSON.parse(b.toString('utf8')) as T;
+  } catch {
+    throw new InvalidArgumentError(`${what} is not valid JSON`);
+  }
+}
+
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof RuntimeError ? signal.reason : new CancelledError('pull cancelled');
+}
+
+export class ImageService {
+  private readonly pulls = new Map<string, InflightPull>();
+  private readonly leases = new Map<string, number>();
+  private inUse: (imageId: string) => string[] = () => [];
+  private readonly downloads: Semaphore;
+  private readonly platform: Platform;
+  /** Serialises removals and GC against each other. */
+  private gcChain: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly config: Config,
+    private readonly logger: Logger,
+    readonly content: ContentStore,
+    readonly images: ImageStore,
+    readonly snapshots: Snapshotter,
+    private readonly registry: RegistryClient,
+    private readonly fsops: FsOps,
+    platform: Platform,
+  ) {
+    this.downloads = new Semaphore(Math.max(1, config.pull.max_concurrent_downloads));
+    this.platform = platform;
+  }
+
+  static async create(deps: ImageServiceDeps): Promise<ImageService> {
+    const root = deps.config.root_dir;
+    const ops = deps.fsops ?? realFsops;
+    const content = new ContentStore(join(root, 'content'));
+    const images = new ImageStore(join(root, 'images'), deps.logger);
+    const snapshots = new Snapshotter(join(root, 'snapshots'), join(root, 'containers'), deps.syscalls, ops, deps.logger);
+    await content.init();
+    await images.load();
+    await snapshots.load();
+    const svc = new ImageService(deps.config, deps.logger, content, images, snapshots, new RegistryClient(deps.config, deps.logger), ops, deps.platform ?? hostPlatform());
+    return svc;
+  }
+
+  /** Tells the service which containers use an image (RemoveImage refuses those). */
+  setInUse(fn: (imageId: string) => string[]): void {
+    this.inUse = fn;
+  }
+
+  // ---- lookups ----
+
+  /** By full id, id without "sha256:", unique id prefix, tag reference or digest reference. */
+  resolve(ref: string): ImageRecord | undefined {
+    return this.find(ref)?.img;
+  }
+
+  private find(ref: string): { img: StoredImage; by: 'id' | 'tag' | 'digest'; key: string } | undefined {
+    if (!ref) return undefined;
+    if (ref.startsWith('sha256:') || /^[a-f0-9]{64}$/.test(ref)) {
+      const img = this.images.byIdPrefix(ref);
+      return img ? { img, by: 'id', key: img.id } : undefined;
+    }
+    const r = tryParseReference(ref);
+    if (r) {
+      if (r.digest) {
+        const key = `${repoName(r)}@${r.digest}`;
+        const img = this.images.byDigest(key);
+        if (img) return { img, by: 'digest', key };
+      } else {
+        const key = tagRef(r)!;
+        const img = this.images.byTag(key);
+        if (img) return { img, by: 'tag', key };
+      }
+    }
+    const img = /^[a-f0-9]{4,63}$/.test(ref) ? this.images.byIdPrefix(ref) : undefined;
+    return img ? { img, by: 'id', key: img.id } : undefined;
+  }
+
+  /** All images, or those a reference (tag, digest or id) names. */
+  list(filter?: string): ImageRecord[] {
+    if (filter) {
+      const f = this.find(filter);
+      return f ? [f.img] : [];
+    }
+    return this.images.list();
+  }
+
+  /** The image and, for verbose status, manifest and config. */
+  async status(ref: string): Promise<{ image: ImageRecord; manifest?: unknown; layers: LayerInfo[] } | undefined> {
+    const f = this.find(ref);
+    if (!f) return undefined;
+    const m = await this.content.read(f.img.manifestDigest);
+    return { image: f.img, manifest: m ? JSON.parse(m.toString('utf8')) : undefined, layers: f.img.layers };
+  }
+
+  // ---- pull ----
+
+  /** Pulls ref and returns the image id. Identical concurrent pulls share one. */
+  async pull(ref: string, auth: AuthConfig | null | undefined, signal: AbortSignal): Promise<string> {
+    const r = parseReference(ref);
+    const creds = credentialsFrom(auth);
+    const key = `${formatReference(r)}|${creds.kind === 'anonymous' ? '' : sha256(JSON.stringify(creds))}`;
+    let p = this.pulls.get(key);
+    if (!p) {
+      const controller = new AbortController();
+      const entry: InflightPull = { controller, waiters: 0, promise: Promise.resolve('') };
+      entry.promise = this.doPull(r, creds, controller.signal).finally(() => this.pulls.delete(key));
+      this.pulls.set(key, entry);
+      p = entry;
+    }
+    const pull = p;
+    pull.waiters++;
+    return new Promise<string>((resolve, reject) => {
+      let done = false;
+      const onAbort = () => {
+        if (done) return;
+        done = true;
+        // The shared pull stops only when every caller has gone.
+        if (--pull.waiters === 0) pull.controller.abort(new CancelledError(`pull of ${ref} cancelled`));
+        reject(abortError(signal));
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      pull.promise.then(
+        (v) => { if (!done) { done = true; pull.waiters--; signal.removeEventListener('abort', onAbort); resolve(v); } },
+        (e) => { if (!done) { done = true; pull.waiters--; signal.removeEventListener('abort', onAbort); reject(e); } },
+      );
+    });
+  }
+
+  private async doPull(r: Reference, creds: Credentials, outer: AbortSignal): Promise<string> {
+    const ref = formatReference(r);
+    const timeoutS = this.config.pull.progress_timeout_seconds;
+    const watchdog = new AbortController();
+    const timer = setTimeout(() => watchdog.abort(new DeadlineExceededError(`pull of ${ref} cancelled: no data received for ${timeoutS} s (pull.progress_timeout_seconds)`)), timeoutS * 1000);
+    const progress = () => timer.refresh();
+    const signal = AbortSignal.any([outer, watchdog.signal]);
+    const started = Date.now();
+    try {
+      const repo = r.path;
+      const top = await this.registry.manifest(r.domain, repo, r.digest ?? r.tag!, creds, signal, ref);
+      progress();
+      const ep = top.endpoint;
+      let manifestBytes = top.body;
+      let manifestDigest = top.digest;
+      let index: Buffer | undefined;
+      const topJson = parseJson<Manifest>(top.body, `manifest of ${ref}`);
+      if (top.mediaType === MEDIA.ociIndex || top.mediaType === MEDIA.dockerList || Array.isArray(topJson.manifests)) {
+        index = top.body;
+        const chosen = selectPlatform(topJson.manifests ?? [], this.platform, ref);
+        manifestDigest = chosen.digest;
+        manifestBytes = (await this.content.read(chosen.digest)) ?? (await this.registry.manifestFrom(ep, repo, chosen.digest, creds, signal)).body;
+        progress();
+      }
+      const tags = r.digest ? [] : [tagRef(r)!];
+      const digests = [`${repoName(r)}@${top.digest}`];
+      const id = await this.commitImage({
+        manifest: manifestBytes,
+        manifestDigest,
+        index,
+        topDigest: top.digest,
+        tags,
+        digests,
+        signal,
+        readConfig: async (desc, sig) => {
+          const parts: Buffer[] = [];
+          for await (const c of this.blobStream(ep, repo, desc, creds, sig, progress)) parts.push(c);
+          return Buffer.concat(parts);
+        },
+        openLayer: (desc, sig) => this.blobStream(ep, repo, desc, creds, sig, progress),
+      });
+      this.logger.info(`pulled ${ref} as ${id.id} in ${Date.now() - started} ms from ${ep.origin}${ep.prefix ? '/' + ep.prefix : ''}`);
+      return id.id;
+    } catch (err) {
+      if (signal.aborted) throw abortError(signal);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** A blob's bytes from the endpoint, resuming with Range after a broken transfer. */
+  private async *blobStream(ep: Endpoint, repo: string, desc: Descriptor, creds: Credentials, signal: AbortSignal, progress: () => void): AsyncGenerator<Buffer> {
+    let offset = 0;
+    let failures = 0;
+    for (;;) {
+      const res = await this.registry.blob(ep, repo, desc.digest, creds, signal, offset);
+      progress();
+      // A server that ignores Range sends the blob from the start again.
+      let skip = offset > 0 && res.status === 200 ? offset : 0;
+      try {
+        for await (const chunk of res.body as AsyncIterable<Buffer>) {
+          progress();
+          let b = chunk;
+          if (skip) {
+            if (b.length <= skip) {
+              skip -= b.length;
+              continue;
+            }
+            b = b.subarray(skip);
+            skip = 0;
+          }
+          offset += b.length;
+          yield b;
+        }
+        if (desc.size && offset < desc.size) throw new Error(`connection closed after ${offset} of ${desc.size} bytes`);
+        return;
+      } catch (err) {
+        if (signal.aborted) throw abortError(signal);
+        if (++failures > 3) throw new UnavailableError(`blob ${desc.digest} from ${ep.host}: ${errorMessage(err)} (after ${failures} attempts)`);
+        this.logger.warn(`blob ${desc.digest} from ${ep.host}: ${errorMessage(err)}; resuming at byte ${offset}`);
+        await new Promise((r) => setTimeout(r, 100 * failures));
+      } finally {
+        if (!res.body.complete) res.body.destroy();
+      }
+    }
+  }
+
+  private lease(keys: string[]): () => void {
+    for (const k of keys) this.leases.set(k, (this.leases.get(k) ?? 0) + 1);
+    return () => {
+      for (const k of keys) {
+        const n = (this.leases.get(k) ?? 1) - 1;
+        if (n <= 0) this.leases.delete(k);
+        else this.leases.set(k, n);
+      }
+    };
+  }
+
+  /**
+   * Turns a resolved manifest into a stored image: config, layers unpacked into snapshots (in
+   * parallel, each at most once), blobs, record and names. Used by pull and import.
+   */
+  async commitImage(c: ImageContent): Promise<ImageRecord> {
+    const m = parseJson<Manifest>(c.manifest, `manifest ${c.manifestDigest}`);
+    if (m.schemaVersion === 1) throw new InvalidArgumentError(`manifest ${c.manifestDigest}: Docker schema 1 manifests are not supported`);
+    if (!m.config?.digest || !Array.isArray(m.layers)) throw new InvalidArgumentError(`manifest ${c.manifestDigest} has no config or layers`);
+    const id = m.config.digest;
+    const layers = m.layers;
+    const release = this.lease([id, c.manifestDigest, c.topDigest, ...layers.map((l) => l.digest)]);
+    try {
+      const existing = this.images.get(id);
+      if (existing && existing.layers.every((l) => this.snapshots.get(l.diffId))) {
+        return await this.images.put(existing, c.tags, c.digests);
+      }
+      let configBytes = await this.content.read(id);
+      if (!configBytes) {
+        configBytes = await c.readConfig(m.config, c.signal);
+        if (sha256(configBytes) !== id) throw new InvalidArgumentError(`config ${id}: digest mismatch: got ${sha256(configBytes)}`);
+      }
+      const config = parseJson<any>(configBytes, `image config ${id}`);
+      const diffIds: string[] = config?.rootfs?.diff_ids ?? [];
+      if (diffIds.length !== layers.length) {
+        throw new InvalidArgumentError(`image ${id}: config lists ${diffIds.length} diff ids for ${layers.length} layers`);
+      }
+      const releaseSnaps = this.lease(diffIds);
+      try {
+        await Promise.all(layers.map((l, i) => this.snapshots.ensure(diffIds[i]!, (dir) =>
+          this.downloads.run(() => unpackBlob(dir, c.openLayer(l, c.signal), l.digest, diffIds[i]!, this.fsops)))));
+        await this.content.write(id, configBytes);
+        await this.content.write(c.manifestDigest, c.manifest);
+        if (c.index) await this.content.write(c.topDigest, c.index);
+        const rec: StoredImage = {
+          id,
+          repoTags: [],
+          repoDigests: [],
+          size: m.config.size + layers.reduce((a, l) => a + (l.size || 0), 0),
+          config,
+          pinned: false,
+          manifestDigest: c.manifestDigest,
+          topDigest: c.topDigest,
+          layers: layers.map((l, i) => ({ digest: l.digest, mediaType: l.mediaType ?? '', size: l.size, diffId: diffIds[i]! })),
+          created: Date.now(),
+        };
+        return await this.images.put(rec, c.tags, c.digests);
+      } finally {
+        releaseSnaps();
+      }
+    } finally {
+      release();
+    }
+  }
+
+  // ---- remove and GC ----
+
+  /** Removes a tag, a repo digest or (by id) the image. Unknown references succeed. */
+  async remove(ref: string): Promise<void> {
+    const run = this.gcChain.catch(() => undefined).then(async () => {
+      const f = this.find(ref);
+      if (!f) return;
+      const users = this.inUse(f.img.id);
+      if (f.by === 'tag') {
+        const rec = await this.images.untag(f.img.id, f.key);
+        if (!rec || rec.repoTags.length > 0 || users.length > 0) return;
+      } else if (f.by === 'digest') {
+        const rec = this.images.get(f.img.id)!;
+        if (rec.repoTags.length > 0) {
+          // The digest of a still-tagged image: drop just that name.
+          await this.images.dropDigest(rec.id, f.key);
+          return;
+        }
+      }
+      if (users.length > 0) {
+        throw new FailedPreconditionError(`image ${f.img.id} is in use by container(s) ${users.join(', ')}`);
+      }
+      await this.images.remove(f.img.id);
+      await this.gcNow();
+    });
+    this.gcChain = run;
+    await run;
+  }
+
+  /** Removes snapshots and blobs no image, container or pull in progress uses. */
+  private async gcNow(): Promise<void> {
+    const keep = new Set<string>([...this.leases.keys(), ...this.snapshots.inUseByContainers()]);
+    for (const img of this.images.list()) {
+      keep.add(img.id).add(img.manifestDigest).add(img.topDigest);
+      for (const l of img.layers) keep.add(l.diffId);
+    }
+    for (const s of this.snapshots.list()) {
+      if (!keep.has(s.key)) await this.snapshots.remove(s.key);
+    }
+    for (const d of await this.content.list()) {
+      if (!keep.has(d)) await this.content.remove(d);
+    }
+  }
+
+  /** Runs garbage collection (after a crash, or from a timer). */
+  async gc(): Promise<void> {
+    const run = this.gcChain.catch(() => undefined).then(() => this.gcNow());
+    this.gcChain = run;
+    await run;
+  }
+
+  // ---- usage ----
+
+  async fsInfo(): Promise<{ image: FsUsage; containers: FsUsage }> {
+    let bytes = 0;
+    let inodes = 0;
+    for (const s of this.snapshots.list()) {
+      bytes += s.size;
+      inodes += s.inodes;
+    }
+    const c = await this.content.usage();
+    let cb = 0;
+    let ci = 0;
+    for (const id of this.snapshots.containerIds()) {
+      const u = await diskUsage(this.snapshots.upperDir(id));
+      cb += u.bytes;
+      ci += u.inodes;
+    }
+    return {
+      image: { bytes: bytes + c.bytes, inodes: inodes + c.inodes, mountpoint: this.snapshots.dir },
+      containers: { bytes: cb, inodes: ci, mountpoint: this.snapshots.containersDir },
+    };
+  }
+
+  // ---- container rootfs ----
+
+  /** Creates upper/work for the container and mounts the overlay at target. */
+  async prepareRootfs(containerId: string, imageId: string, target: string, opts: { readonly?: boolean } = {}): Promise<void> {
+    const img = this.images.get(imageId) ?? this.find(imageId)?.img;
+    if (!img) throw new NotFoundError(`image "${imageId}" not found`);
+    const lowers = img.layers.map((l) => l.diffId).reverse();
+    const mount = await this.snapshots.prepare(containerId, lowers, !!opts.readonly);
+    try {
+      await fs.mkdir(target, { recursive: true, mode: 0o755 });
+      this.snapshots.mount(mount, target);
+    } catch (err) {
+      await this.snapshots.release(containerId, '').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Unmounts (ignoring "not mounted") and deletes upper/work. Idempotent. */
+  async releaseRootfs(containerId: string, target: string): Promise<void> {
+    await this.snapshots.release(containerId, target);
+  }
+
+  async rootfsUsage(containerId: string): Promise<FsUsage> {
+    const upper = this.snapshots.upperDir(containerId);
+    const u = await diskUsage(upper);
+    return { ...u, mountpoint: upper };
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.pulls.values()) p.controller.abort(new CancelledError('image service closing'));
+  }
+}

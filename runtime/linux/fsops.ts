@@ -1,0 +1,90 @@
+/**
+ * File-system syscalls Node's fs module lacks and that layer unpacking and rootfs mounting
+ * need: mknod (overlay whiteouts and device nodes), lsetxattr (security.capability,
+ * trusted.overlay.opaque), and the new mount API (fsopen/fsconfig/fsmount/move_mount) so an
+ * overlay with very many layers is not limited by mount(2)'s one-page option string.
+ * All calls are synchronous and short; none changes the thread's namespaces.
+ */
+import koffi from 'koffi';
+import { SyscallError } from './syscalls.js';
+
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFIFO = 0o010000;
+
+const FSOPEN_CLOEXEC = 0x1;
+const FSCONFIG_SET_STRING = 1;
+const FSCONFIG_CMD_CREATE = 6;
+const FSMOUNT_CLOEXEC = 0x1;
+const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
+const AT_FDCWD = -100;
+const MOUNT_ATTR_RDONLY = 0x1;
+
+export interface FsOps {
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  lsetxattr(path: string, name: string, value: Buffer): void;
+  /** Mounts an overlay through fsopen/fsconfig with one "lowerdir+" per layer (Linux >= 6.8). */
+  mountOverlayFsconfig(lowers: string[], upper: string, work: string, target: string, readonly: boolean): void;
+}
+
+let lib: ReturnType<typeof bind> | undefined;
+
+function bind() {
+  const libc = koffi.load('libc.so.6');
+  const errnoLoc = libc.func('int *__errno_location(void)');
+  return {
+    errno: (): number => koffi.decode(errnoLoc(), 'int') as number,
+    mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
+    lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
+    fsopen: libc.func('int fsopen(const char *fsname, unsigned int flags)'),
+    fsconfig: libc.func('int fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux)'),
+    fsmount: libc.func('int fsmount(int fd, unsigned int flags, unsigned int attrs)'),
+    moveMount: libc.func('int move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path, unsigned int flags)'),
+    close: libc.func('int close(int fd)'),
+  };
+}
+
+function libc() {
+  return (lib ??= bind());
+}
+
+function check(ret: number, call: string, detail: string): number {
+  if (ret === -1) throw new SyscallError(call, libc().errno(), detail);
+  return ret;
+}
+
+/** Linux's makedev(): the 64-bit dev_t layout glibc uses. */
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major >>> 0);
+  const mi = BigInt(minor >>> 0);
+  return ((ma & 0xfffffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
+}
+
+export const fsops: FsOps = {
+  mknod(path, mode, major, minor) {
+    check(libc().mknod(path, mode >>> 0, makedev(major, minor)) as number, 'mknod', `${path}, 0${mode.toString(8)}, ${major}:${minor}`);
+  },
+  lsetxattr(path, name, value) {
+    check(libc().lsetxattr(path, name, value, value.length, 0) as number, 'lsetxattr', `${path}, ${name}`);
+  },
+  mountOverlayFsconfig(lowers, upper, work, target, readonly) {
+    const l = libc();
+    const fd = check(l.fsopen('overlay', FSOPEN_CLOEXEC) as number, 'fsopen', 'overlay');
+    try {
+      const set = (key: string, value: string) =>
+        check(l.fsconfig(fd, FSCONFIG_SET_STRING, key, value, 0) as number, 'fsconfig', `${key}=${value}`);
+      for (const lower of lowers) set('lowerdir+', lower);
+      set('upperdir', upper);
+      set('workdir', work);
+      check(l.fsconfig(fd, FSCONFIG_CMD_CREATE, null, null, 0) as number, 'fsconfig', 'create overlay');
+      const mfd = check(l.fsmount(fd, FSMOUNT_CLOEXEC, readonly ? MOUNT_ATTR_RDONLY : 0) as number, 'fsmount', 'overlay');
+      try {
+        check(l.moveMount(mfd, '', AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) as number, 'move_mount', target);
+      } finally {
+        l.close(mfd);
+      }
+    } finally {
+      l.close(fd);
+    }
+  },
+};

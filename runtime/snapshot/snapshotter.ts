@@ -1,0 +1,243 @@
+/**
+ * Overlay snapshots: one directory per unpacked layer, keyed by the layer's diff id (the
+ * digest of its uncompressed tar). With overlay every layer directory stands alone (lower
+ * layers are merged at mount time), so a layer is shared by every image that has it whatever
+ * lies beneath it, and the layers of one image unpack in parallel.
+ *
+ * Layout: <dir>/<n>/fs holds the files, <dir>/<n>/meta.json (written last, atomically) marks
+ * the snapshot committed. The numeric names are short on purpose: overlay's mount(2) data is
+ * limited to one page, and with "/var/lib/corral/snapshots/123/fs:" per layer 100+ layers fit.
+ * A directory without meta.json is a crashed unpack and is removed at load.
+ *
+ * Container rootfs: <containersDir>/<id>/{upper,work} plus rootfs.json naming the snapshots it
+ * uses, so that GC keeps them across restarts.
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { errnoCode, errorMessage, InvalidArgumentError, NotFoundError } from '../errors.js';
+import type { FsOps } from '../linux/fsops.js';
+import { MNT_DETACH, MS_RDONLY, UMOUNT_NOFOLLOW, type Syscalls } from '../linux/syscalls.js';
+import { writeFileAtomic } from '../state/store.js';
+import type { Logger } from '../util/log.js';
+import type { UnpackStats } from './unpack.js';
+
+export interface Snapshot {
+  key: string;
+  n: number;
+  /** The directory overlay uses as a lowerdir. */
+  dir: string;
+  size: number;
+  inodes: number;
+}
+
+/** What prepare returns: a mount that the caller (or prepareRootfs) performs. */
+export interface Mount {
+  type: 'overlay';
+  source: 'overlay';
+  lowers: string[];
+  upper: string;
+  work: string;
+  readonly: boolean;
+}
+
+const PAGE = 4096;
+
+export class Snapshotter {
+  private readonly byKey = new Map<string, Snapshot>();
+  private readonly inflight = new Map<string, Promise<Snapshot>>();
+  private next = 1;
+  /** Snapshot keys each prepared container uses. */
+  private readonly containerLowers = new Map<string, string[]>();
+
+  constructor(
+    readonly dir: string,
+    readonly containersDir: string,
+    private readonly syscalls: Syscalls,
+    private readonly ops: FsOps,
+    private readonly logger: Logger,
+  ) {}
+
+  async load(): Promise<void> {
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await fs.mkdir(this.containersDir, { recursive: true, mode: 0o700 });
+    for (const name of await fs.readdir(this.dir)) {
+      const n = Number(name);
+      if (!Number.isInteger(n) || n <= 0) continue;
+      this.next = Math.max(this.next, n + 1);
+      try {
+        const meta = JSON.parse(await fs.readFile(join(this.dir, name, 'meta.json'), 'utf8')) as { key: string; size: number; inodes: number };
+        this.byKey.set(meta.key, { key: meta.key, n, dir: join(this.dir, name, 'fs'), size: meta.size, inodes: meta.inodes });
+      } catch {
+        this.logger.info(`snapshots: removing unfinished snapshot ${name}`);
+        await fs.rm(join(this.dir, name), { recursive: true, force: true });
+      }
+    }
+    for (const id of await fs.readdir(this.containersDir)) {
+      try {
+        const r = JSON.parse(await fs.readFile(join(this.containersDir, id, 'rootfs.json'), 'utf8')) as { lowers: string[] };
+        this.containerLowers.set(id, r.lowers);
+      } catch { /* not prepared completely; releaseRootfs removes it */ }
+    }
+  }
+
+  get(key: string): Snapshot | undefined {
+    return this.byKey.get(key);
+  }
+
+  list(): Snapshot[] {
+    return [...this.byKey.values()];
+  }
+
+  /** Keys prepared containers still use (never garbage collected). */
+  inUseByContainers(): Set<string> {
+    return new Set([...this.containerLowers.values()].flat());
+  }
+
+  /**
+   * Returns the committed snapshot for key, or creates it by running fill(dir) on an empty
+   * directory. Concurrent calls for one key share one fill. A failed fill leaves nothing.
+   */
+  async ensure(key: string, fill: (fsDir: string) => Promise<UnpackStats>): Promise<Snapshot> {
+    const have = this.byKey.get(key);
+    if (have) return have;
+    const running = this.inflight.get(key);
+    if (running) return running;
+    const p = (async () => {
+      const n = this.next++;
+      const base = join(this.dir, String(n));
+      const fsDir = join(base, 'fs');
+      await fs.mkdir(fsDir, { recursive: true, mode: 0o755 });
+      try {
+        const stats = await fill(fsDir);
+        await writeFileAtomic(join(base, 'meta.json'), JSON.stringify({ key, ...stats }));
+        const snap: Snapshot = { key, n, dir: fsDir, size: stats.size, inodes: stats.inodes };
+        this.byKey.set(key, snap);
+        return snap;
+      } catch (err) {
+        await fs.rm(base, { recursive: true, force: true }).catch(() => undefined);
+        throw err;
+      }
+    })();
+    this.inflight.set(key, p);
+    try {
+      return await p;
+    } finally {
+      this.inflight.delete(key);
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    const s = this.byKey.get(key);
+    if (!s) return;
+    this.byKey.delete(key);
+    await fs.rm(join(this.dir, String(s.n)), { recursive: true, force: true });
+  }
+
+  private containerDir(id: string): string {
+    if (!/^[A-Za-z0-9_.-]+$/.test(id) || id === '.' || id === '..') throw new InvalidArgumentError(`bad container id "${id}"`);
+    return join(this.containersDir, id);
+  }
+
+  /** Creates upper/work for the container; lowers are snapshot keys, top layer first. */
+  async prepare(containerId: string, lowerKeys: string[], readonly: boolean): Promise<Mount> {
+    const lowers = lowerKeys.map((k) => {
+      const s = this.byKey.get(k);
+      if (!s) throw new NotFoundError(`snapshot for layer ${k} is missing`);
+      return s.dir;
+    });
+    const cdir = this.containerDir(containerId);
+    await fs.mkdir(join(cdir, 'upper'), { recursive: true, mode: 0o755 });
+    await fs.mkdir(join(cdir, 'work'), { recursive: true, mode: 0o700 });
+    if (lowers.length === 0) {
+      // An image without layers: overlay needs a lowerdir.
+      await fs.mkdir(join(cdir, 'empty'), { recursive: true, mode: 0o755 });
+      lowers.push(join(cdir, 'empty'));
+    }
+    await writeFileAtomic(join(cdir, 'rootfs.json'), JSON.stringify({ lowers: lowerKeys }));
+    this.containerLowers.set(containerId, lowerKeys);
+    return { type: 'overlay', source: 'overlay', lowers, upper: join(cdir, 'upper'), work: join(cdir, 'work'), readonly };
+  }
+
+  /** Performs the mount: mount(2) when the option string fits a page, else fsconfig's lowerdir+. */
+  mount(m: Mount, target: string): void {
+    const data = `lowerdir=${m.lowers.join(':')},upperdir=${m.upper},workdir=${m.work}`;
+    if (data.length < PAGE - 1 && !m.lowers.some((l) => /[:,]/.test(l))) {
+      this.syscalls.mount('overlay', target, 'overlay', m.readonly ? MS_RDONLY : 0, data);
+      return;
+    }
+    this.ops.mountOverlayFsconfig(m.lowers, m.upper, m.work, target, m.readonly);
+  }
+
+  async release(containerId: string, target: string): Promise<void> {
+    if (target) {
+      // Stacked mounts (a retried prepare) come off one by one.
+      for (let i = 0; i < 16; i++) {
+        try {
+          this.syscalls.umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW);
+        } catch (err) {
+          const code = errnoCode(err);
+          if (code === 'EINVAL' || code === 'ENOENT') break; // not (or no longer) a mount point
+          throw err;
+        }
+      }
+    }
+    const cdir = this.containerDir(containerId);
+    this.containerLowers.delete(containerId);
+    try {
+      await fs.rm(cdir, { recursive: true, force: true });
+    } catch (err) {
+      this.logger.warn(`removing rootfs of ${containerId}: ${errorMessage(err)}`);
+      throw err;
+    }
+  }
+
+  upperDir(containerId: string): string {
+    return join(this.containerDir(containerId), 'upper');
+  }
+
+  containerIds(): string[] {
+    return [...this.containerLowers.keys()];
+  }
+}
+
+/** Bytes (allocated blocks) and inodes under dir, without following symlinks. */
+export async function diskUsage(dir: string): Promise<{ bytes: number; inodes: number }> {
+  let bytes = 0;
+  let inodes = 0;
+  const seen = new Set<string>();
+  const walk = async (d: string): Promise<void> => {
+    let names: string[];
+    try {
+      names = await fs.readdir(d);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const p = join(d, name);
+      let st;
+      try {
+        st = await fs.lstat(p, { bigint: false });
+      } catch {
+        continue;
+      }
+      if (st.nlink > 1 && !st.isDirectory()) {
+        const k = `${st.dev}:${st.ino}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+      }
+      inodes++;
+      bytes += st.blocks * 512;
+      if (st.isDirectory()) await walk(p);
+    }
+  };
+  try {
+    const st = await fs.lstat(dir);
+    inodes++;
+    bytes += st.blocks * 512;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return { bytes: 0, inodes: 0 };
+    throw err;
+  }
+  await walk(dir);
+  return { bytes, inodes };
+}
