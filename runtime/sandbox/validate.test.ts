@@ -1,0 +1,61 @@
+import test from 'ava';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
+import { namespaceModes, podHostname, requireInfra, sandboxName, validateDns, validateMetadata, validateSysctls } from './validate.js';
+
+test('metadata: name, uid and namespace are required, named in the error', (t) => {
+  t.throws(() => validateMetadata(null), { instanceOf: InvalidArgumentError, message: /metadata is required/ });
+  t.throws(() => validateMetadata({ uid: 'u', namespace: 'n' }), { instanceOf: InvalidArgumentError, message: /metadata\.name/ });
+  t.throws(() => validateMetadata({ name: 'a', namespace: 'n' }), { message: /metadata\.uid/ });
+  t.throws(() => validateMetadata({ name: 'a', uid: 'u', namespace: '' }), { message: /metadata\.namespace/ });
+  const md = validateMetadata({ name: 'web', uid: 'u1', namespace: 'default' });
+  t.is(sandboxName(md), 'k8s_POD_web_default_u1_0');
+  t.is(sandboxName(validateMetadata({ name: 'web', uid: 'u1', namespace: 'default', attempt: 3 })), 'k8s_POD_web_default_u1_3');
+});
+
+test('namespace modes: defaults, and modes a pod cannot have', (t) => {
+  t.deepEqual(namespaceModes(null), { network: 'POD', pid: 'CONTAINER', ipc: 'POD', targetId: '' });
+  t.deepEqual(namespaceModes({ network: 'NODE', pid: 'POD', ipc: 'NODE' }), { network: 'NODE', pid: 'POD', ipc: 'NODE', targetId: '' });
+  t.deepEqual(namespaceModes({ network: 2, pid: 1, ipc: 0 }), { network: 'NODE', pid: 'CONTAINER', ipc: 'POD', targetId: '' });
+  t.throws(() => namespaceModes({ network: 'CONTAINER' }), { instanceOf: InvalidArgumentError, message: /network/ });
+  t.throws(() => namespaceModes({ pid: 'TARGET' }), { instanceOf: InvalidArgumentError, message: /pid/ });
+  t.throws(() => requireInfra(namespaceModes({ pid: 'POD' }), false), { instanceOf: FailedPreconditionError });
+  t.notThrows(() => requireInfra(namespaceModes({ pid: 'POD' }), true));
+});
+
+test('sysctls: namespaced ones pass as /proc/sys paths; others and wrong namespaces are named', (t) => {
+  const pod = namespaceModes({ network: 'POD', ipc: 'POD', pid: 'CONTAINER' });
+  t.deepEqual(validateSysctls({
+    'net.ipv4.ip_unprivileged_port_start': '0',
+    'kernel.shmmax': '1000',
+    'kernel.sem': '250 32000 32 128',
+    'fs.mqueue.msg_max': '20',
+    'net/ipv4/conf/eth0.100/forwarding': '1',
+  }, pod), [
+    ['fs/mqueue/msg_max', '20'],
+    ['kernel/sem', '250 32000 32 128'],
+    ['kernel/shmmax', '1000'],
+    ['net/ipv4/ip_unprivileged_port_start', '0'],
+    ['net/ipv4/conf/eth0.100/forwarding', '1'],
+  ]);
+  t.throws(() => validateSysctls({ 'kernel.pid_max': '1' }, pod), { instanceOf: InvalidArgumentError, message: /kernel\.pid_max is not namespaced/ });
+  t.throws(() => validateSysctls({ 'vm.swappiness': '1' }, pod), { message: /vm\.swappiness/ });
+  const hostNet = namespaceModes({ network: 'NODE', ipc: 'POD' });
+  t.throws(() => validateSysctls({ 'net.core.somaxconn': '1' }, hostNet), { instanceOf: InvalidArgumentError, message: /net\.core\.somaxconn .*host network/ });
+  t.notThrows(() => validateSysctls({ 'kernel.msgmax': '1' }, hostNet));
+  const hostIpc = namespaceModes({ network: 'POD', ipc: 'NODE' });
+  t.throws(() => validateSysctls({ 'kernel.shm_rmid_forced': '1' }, hostIpc), { message: /kernel\.shm_rmid_forced .*host IPC/ });
+  t.throws(() => validateSysctls({ 'fs.mqueue.queues_max': '1' }, hostIpc), { message: /host IPC/ });
+  t.throws(() => validateSysctls({ 'net..x': '1' }, pod), { message: /invalid name/ });
+  t.throws(() => validateSysctls({ 'net/../../kernel/x': '1' }, pod), { message: /invalid name/ });
+  t.throws(() => validateSysctls({ 'net.a': '1\n2' }, pod), { message: /invalid value/ });
+});
+
+test('hostname and DNS checks', (t) => {
+  const pod = namespaceModes(null);
+  t.is(podHostname('web-0', pod, 'abcdef0123456789', 'node1'), 'web-0');
+  t.is(podHostname('', pod, 'abcdef0123456789', 'node1'), 'abcdef012345');
+  t.is(podHostname('ignored', namespaceModes({ network: 'NODE' }), 'x', 'node1'), 'node1');
+  t.throws(() => podHostname('a'.repeat(65), pod, 'x', 'n'), { instanceOf: InvalidArgumentError });
+  t.notThrows(() => validateDns({ servers: ['10.0.0.10'], searches: ['svc.cluster.local'], options: ['ndots:5'] }));
+  t.throws(() => validateDns({ servers: ['1.1.1.1\nnameserver 6.6.6.6'] }), { instanceOf: InvalidArgumentError, message: /dns_config\.servers/ });
+});
