@@ -114,6 +114,12 @@ export class RegistryClient {
     return out;
   }
 
+  /** "http://127.0.0.1:5000/registry.k8s.io" as actually used, for log lines. */
+  describe(ep: Endpoint): string {
+    const origin = this.plain.has(ep.origin) ? ep.origin.replace(/^https:/, 'http:') : ep.origin;
+    return `${origin}${ep.prefix ? '/' + ep.prefix : ''}`;
+  }
+
   private repoOn(ep: Endpoint, repo: string): string {
     return ep.prefix ? `${ep.prefix}/${repo}` : repo;
   }

@@ -10,7 +10,7 @@
  * unpack per diff id, and a pull of an image already complete only resolves its manifest.
  */
 import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import type { Config } from '../config.js';
 import {
   CancelledError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, RuntimeError,
@@ -275,7 +275,7 @@ export class ImageService {
         },
         openLayer: (desc, sig) => this.blobStream(ep, repo, desc, creds, sig, progress),
       });
-      this.logger.info(`pulled ${ref} as ${id.id} in ${Date.now() - started} ms from ${ep.origin}${ep.prefix ? '/' + ep.prefix : ''}`);
+      this.logger.info(`pulled ${ref} as ${id.id} in ${Date.now() - started} ms from ${this.registry.describe(ep)}`);
       return id.id;
     } catch (err) {
       if (signal.aborted) throw abortError(signal);
@@ -324,7 +324,10 @@ export class ImageService {
 
   private lease(keys: string[]): () => void {
     for (const k of keys) this.leases.set(k, (this.leases.get(k) ?? 0) + 1);
+    let released = false;
     return () => {
+      if (released) return;
+      released = true;
       for (const k of keys) {
         const n = (this.leases.get(k) ?? 1) - 1;
         if (n <= 0) this.leases.delete(k);
@@ -363,6 +366,7 @@ export class ImageService {
       try {
         await Promise.all(layers.map((l, i) => this.snapshots.ensure(diffIds[i]!, (dir) =>
           this.downloads.run(() => unpackBlob(dir, c.openLayer(l, c.signal), l.digest, diffIds[i]!, this.fsops)))));
+        await this.checkCrossLayerSymlinks(diffIds);
         await this.content.write(id, configBytes);
         await this.content.write(c.manifestDigest, c.manifest);
         if (c.index) await this.content.write(c.topDigest, c.index);
@@ -382,8 +386,42 @@ export class ImageService {
       } finally {
         releaseSnaps();
       }
+    } catch (err) {
+      release();
+      // Layers of a refused or failed image that no other image has must not stay behind.
+      await this.gc().catch((e) => this.logger.warn(`gc after failed commit: ${errorMessage(e)}`));
+      throw err;
     } finally {
       release();
+    }
+  }
+
+  /**
+   * Layers are unpacked independently, so a layer that writes "escape/file" where a lower layer
+   * has "escape -> /tmp" just gets its own directory, which overlay shows instead of the link:
+   * nothing leaves the root. Such a layer is still hostile (unpacked in place, as docker's
+   * applier does, it would write through the link), so the image is refused.
+   */
+  private async checkCrossLayerSymlinks(diffIds: string[]): Promise<void> {
+    for (let i = 1; i < diffIds.length; i++) {
+      const upper = this.snapshots.get(diffIds[i]!)!;
+      for (const p of upper.implicitDirs) {
+        for (let j = i - 1; j >= 0; j--) {
+          const lower = this.snapshots.get(diffIds[j]!)!;
+          let st;
+          try {
+            st = await fs.lstat(join(lower.dir, p));
+          } catch {
+            continue;
+          }
+          if (st.isSymbolicLink()) {
+            const target = await fs.readlink(join(lower.dir, p));
+            const inside = !target.startsWith('/') && !posix.normalize(posix.join(posix.dirname(p), target)).startsWith('..');
+            if (!inside) throw new InvalidArgumentError(`layer rejected: layer ${i + 1} (${diffIds[i]}) writes below "${p}", which layer ${j + 1} makes a symlink pointing outside the root (${target})`);
+          }
+          break;
+        }
+      }
     }
   }
 

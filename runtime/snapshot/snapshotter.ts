@@ -28,6 +28,8 @@ export interface Snapshot {
   dir: string;
   size: number;
   inodes: number;
+  /** See UnpackStats.implicitDirs. */
+  implicitDirs: string[];
 }
 
 /** What prepare returns: a mount that the caller (or prepareRootfs) performs. */
@@ -65,8 +67,8 @@ export class Snapshotter {
       if (!Number.isInteger(n) || n <= 0) continue;
       this.next = Math.max(this.next, n + 1);
       try {
-        const meta = JSON.parse(await fs.readFile(join(this.dir, name, 'meta.json'), 'utf8')) as { key: string; size: number; inodes: number };
-        this.byKey.set(meta.key, { key: meta.key, n, dir: join(this.dir, name, 'fs'), size: meta.size, inodes: meta.inodes });
+        const meta = JSON.parse(await fs.readFile(join(this.dir, name, 'meta.json'), 'utf8')) as UnpackStats & { key: string };
+        this.byKey.set(meta.key, { key: meta.key, n, dir: join(this.dir, name, 'fs'), size: meta.size, inodes: meta.inodes, implicitDirs: meta.implicitDirs ?? [] });
       } catch {
         this.logger.info(`snapshots: removing unfinished snapshot ${name}`);
         await fs.rm(join(this.dir, name), { recursive: true, force: true });
@@ -110,7 +112,7 @@ export class Snapshotter {
       try {
         const stats = await fill(fsDir);
         await writeFileAtomic(join(base, 'meta.json'), JSON.stringify({ key, ...stats }));
-        const snap: Snapshot = { key, n, dir: fsDir, size: stats.size, inodes: stats.inodes };
+        const snap: Snapshot = { key, n, dir: fsDir, size: stats.size, inodes: stats.inodes, implicitDirs: stats.implicitDirs };
         this.byKey.set(key, snap);
         return snap;
       } catch (err) {

@@ -22,6 +22,12 @@ export interface UnpackStats {
   size: number;
   /** Entries created. */
   inodes: number;
+  /**
+   * Directories created only because an entry below them needed a parent. In the merged
+   * overlay such a directory hides whatever a lower layer has at that path; when that is a
+   * symlink pointing out of the root, the layer meant to write through it (checked at commit).
+   */
+  implicitDirs: string[];
 }
 
 const WH = '.wh.';
@@ -49,7 +55,8 @@ export function cleanEntryPath(name: string): string[] {
 export class LayerUnpacker {
   private readonly knownDirs = new Set<string>(['']);
   private readonly dirTimes: Array<{ path: string; mtime: number }> = [];
-  private readonly stats: UnpackStats = { size: 0, inodes: 0 };
+  private readonly stats = { size: 0, inodes: 0 };
+  private readonly implicit = new Set<string>();
 
   constructor(private readonly root: string, private readonly ops: FsOps) {}
 
@@ -77,6 +84,7 @@ export class LayerUnpacker {
         await fs.mkdir(this.abs(next), { mode: 0o755 });
         this.stats.inodes++;
         this.knownDirs.add(next);
+        this.implicit.add(next);
         cur = next;
         continue;
       }
@@ -155,6 +163,7 @@ export class LayerUnpacker {
           this.stats.inodes++;
         }
         this.knownDirs.add(rel);
+        this.implicit.delete(rel);
         await this.setMeta(rel, entry);
         return;
       }
@@ -231,7 +240,7 @@ export class LayerUnpacker {
       const d = this.dirTimes[i]!;
       await fs.lutimes(d.path, d.mtime, d.mtime).catch(() => undefined);
     }
-    return { ...this.stats };
+    return { ...this.stats, implicitDirs: [...this.implicit] };
   }
 }
 
