@@ -1,0 +1,746 @@
+/**
+ * The container service: CreateContainer .. RemoveContainer, ExecSync, log reopening and
+ * the recovery after a daemon restart. The state machine is drawn in ./types.ts.
+ *
+ * A container lives in <root_dir>/containers/<id>/, which is at once the store's object
+ * directory (meta.json, status.json), the OCI bundle (config.json, rootfs/) and conmon's
+ * persist dir (exit, oom, ctl fifo, attach socket). conmon outlives corral, so nothing
+ * here kills containers on close().
+ */
+import { randomBytes } from 'node:crypto';
+import { constants, promises as fs } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { constants as osConstants } from 'node:os';
+import type { Config } from '../config.js';
+import type { CgroupInfo } from '../cgroups/detect.js';
+import type { Logger } from '../util/log.js';
+import type { Syscalls } from '../linux/syscalls.js';
+import {
+  AlreadyExistsError, FailedPreconditionError, InternalError, InvalidArgumentError, NotFoundError,
+  errorMessage, isENOENT, isNotFound,
+} from '../errors.js';
+import { NameIndex, ObjectStore, newId, writeFileAtomic, type Entry } from '../state/store.js';
+import { CleanupStack } from '../util/cleanup.js';
+import { OciRuntimes, type OciRuntime } from '../oci/runtime.js';
+import { createWithConmon, type ConmonCreateOptions, type ConmonCreateResult } from '../oci/conmon.js';
+import { ExitWatcher, readExitFile, type ExitRecord } from '../oci/exit-watch.js';
+import type { OciSpec } from '../oci/spec/types.js';
+import type { ImagePort, ImageRecordLike, SandboxPort, SandboxViewLike, SpecPort } from './ports.js';
+import type { ContainerEvent, ContainerEventType, ContainerMeta, ContainerState, ContainerStatusRecord, ContainerView } from './types.js';
+import { mergeCriResources, ociResourcesFromCri, type CriLinuxResources } from './resources.js';
+import { readTerminationMessage } from './termination.js';
+import { runExecSync, type ExecSyncResult } from './exec-sync.js';
+import { containerPath, applyHostPropagation } from './paths.js';
+
+export interface ContainerServiceDeps {
+  config: Config;
+  logger: Logger;
+  syscalls: Syscalls;
+  images: ImagePort;
+  sandboxes: SandboxPort;
+  cgroups: CgroupInfo;
+  /** Default: every configured handler, probed (OciRuntimes.create). */
+  runtimes?: OciRuntimes;
+  /** Default: runtime/oci/spec. */
+  spec?: SpecPort;
+  /** Default: createWithConmon; tests pass a fake monitor. */
+  conmon?: (o: ConmonCreateOptions) => Promise<ConmonCreateResult>;
+}
+
+/** CreateContainer's request as proto-loader gives it. */
+export interface CreateContainerInput {
+  pod_sandbox_id: string;
+  config: any;
+  sandbox_config?: any;
+}
+
+export interface ContainerFilterInput {
+  id?: string;
+  state?: { state?: string } | null;
+  pod_sandbox_id?: string;
+  label_selector?: Record<string, string>;
+}
+
+const EPOCH_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+/** Wall-clock ns since the epoch with sub-ms resolution (the kubelet sorts by these). */
+export function nowNs(): string {
+  return (EPOCH_NS + process.hrtime.bigint()).toString();
+}
+function msToNs(ms: number): string {
+  return (BigInt(Math.floor(ms * 1000)) * 1000n).toString();
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function signalName(s: string | undefined | null): string | undefined {
+  if (!s) return undefined;
+  const t = String(s).trim().toUpperCase();
+  if (!t || t === 'SIGNAL_RUNTIME_DEFAULT') return undefined;
+  const bare = t.replace(/^SIGNAL_/, '');
+  if (/^\d+$/.test(bare)) {
+    const n = Number(bare);
+    return Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0] ?? bare;
+  }
+  // CRI spells SIGRTMAX-14 as SIGRTMAXMINUS14
+  return bare.replace(/MINUS/, '-').replace(/PLUS/, '+').replace(/^(?!SIG)/, 'SIG');
+}
+
+export class ContainerService {
+  private readonly names = new NameIndex();
+  private readonly creating = new Map<string, Promise<string>>();
+  /** Ids being created (not yet in the store): their exit files are not strays. */
+  private readonly pending = new Set<string>();
+  private readonly specs = new Map<string, OciSpec>();
+  private readonly exitWaiters = new Map<string, Array<() => void>>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly listeners: Array<(e: ContainerEvent) => void> = [];
+  private readonly exitDir: string;
+  private readonly socketDir: string;
+  private readonly watcher: ExitWatcher;
+  private closed = false;
+
+  private constructor(
+    private readonly deps: ContainerServiceDeps & { runtimes: OciRuntimes; spec: SpecPort },
+    private readonly store: ObjectStore<ContainerMeta, ContainerStatusRecord>,
+  ) {
+    this.exitDir = join(deps.config.state_dir, 'exits');
+    this.socketDir = join(deps.config.state_dir, 'attach');
+    this.watcher = new ExitWatcher(this.exitDir, (rec) => void this.onExit(rec).catch((err) => this.log.warn(`container ${rec.id}: handling exit: ${errorMessage(err)}`)));
+  }
+
+  private get log(): Logger { return this.deps.logger; }
+  private get images(): ImagePort { return this.deps.images; }
+
+  static async create(deps: ContainerServiceDeps): Promise<ContainerService> {
+    const runtimes = deps.runtimes ?? await OciRuntimes.create(deps.config, deps.cgroups, deps.logger);
+    const spec = deps.spec ?? await loadSpecBuilder();
+    const store = new ObjectStore<ContainerMeta, ContainerStatusRecord>(join(deps.config.root_dir, 'containers'), 'container');
+    const svc = new ContainerService({ ...deps, runtimes, spec }, store);
+    await svc.recover();
+    return svc;
+  }
+
+  /** The default handler after probing (the lead's Runtime.defaultHandler). */
+  get defaultHandler(): string { return this.deps.runtimes.defaultHandler; }
+  get runtimes(): OciRuntimes { return this.deps.runtimes; }
+
+  onEvent(fn: (e: ContainerEvent) => void): () => void {
+    this.listeners.push(fn);
+    return () => {
+      const i = this.listeners.indexOf(fn);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  private emit(type: ContainerEventType, e: Entry<ContainerMeta, ContainerStatusRecord>): void {
+    const ev: ContainerEvent = { type, containerId: e.id, podId: e.meta.podId, at: nowNs() };
+    for (const l of this.listeners) {
+      try { l(ev); } catch (err) { this.log.warn(`container event listener: ${errorMessage(err)}`); }
+    }
+  }
+
+  /** Stops the exit watcher. Containers and their conmons keep running. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.watcher.close();
+  }
+
+  // ---- serialisation ------------------------------------------------------------------
+
+  private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(fn);
+    this.locks.set(id, run);
+    void run.catch(() => undefined).finally(() => { if (this.locks.get(id) === run) this.locks.delete(id); });
+    return run;
+  }
+
+  // ---- lookups ------------------------------------------------------------------------
+
+  private entry(idOrPrefix: string): Entry<ContainerMeta, ContainerStatusRecord> {
+    return this.store.resolve(idOrPrefix);
+  }
+
+  private runtimeOf(e: Entry<ContainerMeta, ContainerStatusRecord>): OciRuntime {
+    return this.deps.runtimes.get(e.meta.runtimeHandler);
+  }
+
+  private view(e: Entry<ContainerMeta, ContainerStatusRecord>): ContainerView {
+    const m = e.meta;
+    const s = e.status;
+    return {
+      id: e.id, podId: m.podId, name: m.name, metadata: m.metadata, state: s.state, pid: s.pid, conmonPid: s.conmonPid,
+      runtimeHandler: m.runtimeHandler, runtimePath: m.runtimePath, runtimeRoot: m.runtimeRoot,
+      bundleDir: m.bundleDir, rootfs: m.rootfs, logPath: m.logPath, spec: this.specs.get(e.id),
+      attachSocketPath: m.attachSocketPath, ctlFifoPath: m.ctlFifoPath, user: m.user,
+      tty: !!m.config?.tty, stdin: !!m.config?.stdin, stdinOnce: !!m.config?.stdin_once,
+      imageId: m.image.id, labels: m.labels, annotations: m.annotations,
+      createdAt: m.createdAt, startedAt: s.startedAt, finishedAt: s.finishedAt, exitCode: s.exitCode,
+    };
+  }
+
+  /** A container by id or unique prefix; NotFound otherwise. */
+  get(idOrPrefix: string): ContainerView {
+    return this.view(this.entry(idOrPrefix));
+  }
+
+  find(idOrPrefix: string): ContainerView | undefined {
+    const e = this.store.find(idOrPrefix);
+    return e ? this.view(e) : undefined;
+  }
+
+  listViews(): ContainerView[] {
+    return this.store.list().map((e) => this.view(e));
+  }
+
+  /** Container ids using an image (ImageService.setInUse). */
+  containersUsingImage(imageId: string): string[] {
+    return this.store.list().filter((e) => e.meta.image.id === imageId).map((e) => e.id);
+  }
+
+  // ---- create ------------------------------------------------------------------------
+
+  /** CreateContainer: returns the new id (or the id of the same request still in flight). */
+  async create(req: CreateContainerInput, signal?: AbortSignal): Promise<string> {
+    const cfg = req.config;
+    const md = cfg?.metadata;
+    if (!md?.name) throw new InvalidArgumentError('container config: metadata.name is required');
+    if (!cfg?.image?.image) throw new InvalidArgumentError(`container "${md.name}": config.image.image is required`);
+    if (!req.pod_sandbox_id) throw new InvalidArgumentError('pod_sandbox_id is required');
+    const sb = this.sandbox(req.pod_sandbox_id);
+    if (sb.state !== 'READY') throw new FailedPreconditionError(`pod sandbox ${sb.id} is not ready (${sb.state})`);
+    const pm = sb.config?.metadata ?? {};
+    const name = `k8s_${md.name}_${pm.name ?? ''}_${pm.namespace ?? ''}_${pm.uid ?? ''}_${Number(md.attempt ?? 0)}`;
+    const inflight = this.creating.get(name);
+    if (inflight) return inflight;
+    const id = newId();
+    const holder = this.names.reserve(name, id);
+    if (holder) throw new AlreadyExistsError(`container name "${name}" is already reserved for container ${holder}`);
+    this.pending.add(id);
+    const p = this.doCreate(id, name, sb, req, signal)
+      .catch((err) => { this.names.release(name, id); throw err; })
+      .finally(() => { this.creating.delete(name); this.pending.delete(id); });
+    this.creating.set(name, p);
+    return p;
+  }
+
+  private sandbox(idOrPrefix: string): SandboxViewLike {
+    const sb = this.deps.sandboxes.get(idOrPrefix);
+    if (!sb) throw new NotFoundError(`pod sandbox "${idOrPrefix}" not found`);
+    return sb;
+  }
+
+  private resolveImage(ref: string): ImageRecordLike {
+    const img = this.images.resolve(ref);
+    if (!img) throw new NotFoundError(`image "${ref}" not found`);
+    return img;
+  }
+
+  private async doCreate(id: string, name: string, sb: SandboxViewLike, req: CreateContainerInput, signal?: AbortSignal): Promise<string> {
+    const cfg = req.config;
+    const t0 = Date.now();
+    const stack = new CleanupStack((e) => this.log.warn(`container ${id}: undoing ${e.step}: ${errorMessage(e.error)}`));
+    return stack.guard(async () => {
+      const imageRef: string = cfg.image.image;
+      const image = this.resolveImage(imageRef);
+      const rt = this.deps.runtimes.get(sb.runtimeHandler);
+      const dir = this.store.path(id);
+      const rootfs = join(dir, 'rootfs');
+
+      await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      stack.push('container directory', () => this.removeDir(dir, rootfs));
+      await this.images.prepareRootfs(id, image.id, rootfs);
+      stack.push('rootfs', () => this.images.releaseRootfs(id, rootfs));
+
+      const logDir: string = sb.config?.log_directory ?? '';
+      const criLogPath = logDir && cfg.log_path ? join(logDir, cfg.log_path) : '';
+      const logPath = criLogPath || join(dir, 'ctr.log');
+      await fs.mkdir(dirname(logPath), { recursive: true, mode: 0o755 });
+
+      const cgroupsPath = containerPath(id, sb.cgroupParent, this.deps.cgroups.driver);
+      const targetPidNs = this.targetPidNs(cfg);
+      const built = await this.deps.spec.buildContainerSpec({
+        containerId: id,
+        config: cfg,
+        sandbox: { id: sb.id, config: sb.config, namespaces: sb.namespaces ?? {}, hostname: sb.hostname, files: sb.files ?? {}, cgroupParent: sb.cgroupParent },
+        image: { id: image.id, config: image.config },
+        rootfs,
+        cgroupsPath,
+        cgroupMode: this.deps.cgroups.mode,
+        targetPidNs,
+      });
+      for (const w of built.warnings ?? []) this.log.warn(`container ${id} (${name}): ${w}`);
+      const spec = built.spec;
+      await applyHostPropagation(built.hostPropagation, this.deps.syscalls, this.log);
+      await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(spec));
+      if (signal?.aborted) throw signal.reason ?? new InternalError('cancelled');
+
+      // The runtime may leave state behind even when create fails.
+      stack.push('runtime state', async () => {
+        await rt.delete(id, true);
+        await this.watcher.forget(id);
+      });
+      stack.push('attach socket link', () => fs.rm(join(this.socketDir, id), { force: true, recursive: true }));
+      const monitor = this.deps.conmon ?? createWithConmon;
+      const res = await monitor({
+        conmonPath: this.deps.config.conmon,
+        id,
+        name,
+        bundleDir: dir,
+        runtime: rt.handler,
+        exitDir: this.exitDir,
+        persistDir: dir,
+        socketDir: this.socketDir,
+        cgroup: this.deps.config.conmon_cgroup ? { path: this.deps.config.conmon_cgroup, info: this.deps.cgroups } : undefined,
+        systemdCgroup: this.deps.cgroups.driver === 'systemd',
+        timeoutMs: 120_000,
+        signal,
+        containerPidFile: join(dir, 'pidfile'),
+        conmonPidFile: join(dir, 'conmon.pid'),
+        logPath,
+        logSizeMax: this.deps.config.log_size_max,
+        stdin: !!cfg.stdin,
+        terminal: !!cfg.tty,
+      });
+
+      const u = spec.process?.user ?? { uid: 0, gid: 0 };
+      const meta: ContainerMeta = {
+        id,
+        podId: sb.id,
+        name,
+        metadata: { name: cfg.metadata.name, attempt: Number(cfg.metadata.attempt ?? 0) },
+        config: cfg,
+        image: { spec: cfg.image, id: image.id, ref: image.repoDigests[0] ?? image.id, name: this.imageName(imageRef, image) },
+        runtimeHandler: rt.name,
+        runtimePath: rt.handler.path,
+        runtimeRoot: rt.handler.root,
+        bundleDir: dir,
+        rootfs,
+        logPath,
+        criLogPath: criLogPath || logPath,
+        attachSocketPath: join(this.socketDir, id, 'attach'),
+        ctlFifoPath: join(dir, 'ctl'),
+        user: { uid: u.uid ?? 0, gid: u.gid ?? 0, groups: u.additionalGids ?? [] },
+        stopSignal: signalName(cfg.stop_signal) ?? signalName(image.config?.config?.StopSignal) ?? 'SIGTERM',
+        labels: cfg.labels ?? {},
+        annotations: cfg.annotations ?? {},
+        createdAt: nowNs(),
+      };
+      const status: ContainerStatusRecord = {
+        state: 'CREATED', pid: res.pid, conmonPid: res.conmonPid ?? 0, startedAt: '0', finishedAt: '0',
+        exitCode: 0, reason: '', message: '', resources: cfg.linux?.resources ?? null,
+      };
+      const e = await this.store.create(id, meta, status);
+      this.specs.set(id, spec);
+      this.names.reserve(name, id);
+      this.log.debug(`container ${id} (${name}) created in ${Date.now() - t0} ms with ${rt.name}`);
+      this.emit('CONTAINER_CREATED_EVENT', e);
+      // An exit that raced the store write (killed right after create) is picked up now.
+      void this.watcher.check(id);
+      return id;
+    });
+  }
+
+  private imageName(requested: string, img: ImageRecordLike): string {
+    const bare = img.id.replace(/^sha256:/, '');
+    const isId = requested === img.id || (requested.length >= 6 && bare.startsWith(requested.replace(/^sha256:/, '')));
+    return isId ? img.repoTags[0] ?? requested : requested;
+  }
+
+  private targetPidNs(cfg: any): string | undefined {
+    const ns = cfg?.linux?.security_context?.namespace_options;
+    if (ns?.pid !== 'TARGET') return undefined;
+    if (!ns.target_id) throw new InvalidArgumentError('pid namespace mode TARGET needs target_id');
+    const t = this.store.find(ns.target_id);
+    if (!t) throw new NotFoundError(`target container "${ns.target_id}" of the pid namespace not found`);
+    if (t.status.state !== 'RUNNING' && t.status.state !== 'CREATED') {
+      throw new FailedPreconditionError(`target container ${t.id} of the pid namespace is ${t.status.state}`);
+    }
+    return `/proc/${t.status.pid}/ns/pid`;
+  }
+
+  /** Deletes a container directory, but never through a rootfs that is still mounted. */
+  private async removeDir(dir: string, rootfs: string): Promise<void> {
+    if (await isMountPoint(rootfs)) {
+      try {
+        this.deps.syscalls.umount2(rootfs, 0x2 /* MNT_DETACH */);
+      } catch (err) {
+        throw new InternalError(`rootfs ${rootfs} is still mounted and could not be unmounted: ${errorMessage(err)}`);
+      }
+      if (await isMountPoint(rootfs)) throw new InternalError(`rootfs ${rootfs} is still mounted; not deleting ${dir}`);
+    }
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+
+  // ---- start -------------------------------------------------------------------------
+
+  async start(idOrPrefix: string): Promise<void> {
+    const e = this.entry(idOrPrefix);
+    await this.locked(e.id, async () => {
+      if (e.status.state !== 'CREATED') {
+        throw new FailedPreconditionError(`container ${e.id} is ${e.status.state}, only a CREATED container can be started`);
+      }
+      try {
+        await this.runtimeOf(e).start(e.id);
+      } catch (err) {
+        // A failed start may leave the init process behind; its exit file then ends it.
+        throw new InternalError(`starting container ${e.id}: ${errorMessage(err)}`, { cause: err });
+      }
+      const at = nowNs();
+      await this.store.update(e.id, (s) => s.state === 'CREATED'
+        ? { ...s, state: 'RUNNING', startedAt: at }
+        : { ...s, startedAt: s.startedAt === '0' ? at : s.startedAt });
+      this.emit('CONTAINER_STARTED_EVENT', e);
+    });
+  }
+
+  // ---- exits -------------------------------------------------------------------------
+
+  private async onExit(rec: ExitRecord): Promise<void> {
+    const e = this.store.get(rec.id);
+    if (!e) {
+      // conmon of a failed create, or of a container removed meanwhile: a stray file.
+      if (!this.pending.has(rec.id)) await this.watcher.forget(rec.id);
+      return;
+    }
+    await this.markExited(e, rec.exitCode, rec.finishedAtMs);
+  }
+
+  private async markExited(e: Entry<ContainerMeta, ContainerStatusRecord>, exitCode: number, finishedAtMs: number): Promise<void> {
+    if (e.status.state !== 'EXITED') {
+      const oom = await this.oomKilled(e, exitCode);
+      const reason = oom ? 'OOMKilled' : exitCode === 0 ? 'Completed' : 'Error';
+      const message = await readTerminationMessage(e.meta.annotations, e.meta.config?.mounts, e.meta.rootfs).catch(() => '');
+      let changed = false;
+      await this.store.update(e.id, (s) => {
+        if (s.state === 'EXITED') return s;
+        changed = true;
+        return { ...s, state: 'EXITED', exitCode, finishedAt: msToNs(finishedAtMs), reason, message };
+      });
+      if (changed) {
+        this.log.debug(`container ${e.id} exited with ${exitCode} (${reason})`);
+        this.emit('CONTAINER_STOPPED_EVENT', e);
+      }
+    }
+    const ws = this.exitWaiters.get(e.id);
+    this.exitWaiters.delete(e.id);
+    for (const w of ws ?? []) w();
+  }
+
+  /** conmon's oom mark, else the container cgroup's own OOM-kill counter. */
+  private async oomKilled(e: Entry<ContainerMeta, ContainerStatusRecord>, exitCode: number): Promise<boolean> {
+    if (await exists(join(e.meta.bundleDir, 'oom'))) return true;
+    if (exitCode !== 137) return false;
+    const cg = this.specs.get(e.id)?.linux?.cgroupsPath;
+    if (!cg || this.deps.cgroups.driver !== 'cgroupfs') return false;
+    const { mode, root } = this.deps.cgroups;
+    const file = mode === 'v2' ? join(root, cg, 'memory.events') : join(root, 'memory', cg, 'memory.oom_control');
+    const text = await fs.readFile(file, 'utf8').catch(() => '');
+    const m = /^oom_kill (\d+)$/m.exec(text);
+    return !!m && Number(m[1]) > 0;
+  }
+
+  /** Resolves true once the container is EXITED, false after ms. */
+  private async waitExit(e: Entry<ContainerMeta, ContainerStatusRecord>, ms: number, signal?: AbortSignal): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (e.status.state !== 'EXITED') {
+      const left = deadline - Date.now();
+      if (left <= 0 || signal?.aborted) return false;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, Math.min(left, 250));
+        function done() { clearTimeout(t); resolve(); }
+        const list = this.exitWaiters.get(e.id) ?? [];
+        list.push(done);
+        this.exitWaiters.set(e.id, list);
+      });
+      // Backstop for a coalesced or missed inotify event.
+      if ((e.status.state as ContainerState) !== 'EXITED') await this.watcher.check(e.id);
+    }
+    return true;
+  }
+
+  // ---- stop --------------------------------------------------------------------------
+
+  /**
+   * StopContainer: the stop signal, SIGKILL after timeoutSec (at once for 0); resolves when
+   * the container has exited. Not serialised with other calls on purpose: the kubelet
+   * follows a stop with a long grace period by one with 0 to cut it short.
+   */
+  async stop(idOrPrefix: string, timeoutSec: number, signal?: AbortSignal): Promise<void> {
+    const e = this.store.find(idOrPrefix);
+    if (!e) return;
+    if (e.status.state === 'EXITED') return;
+    const rt = this.runtimeOf(e);
+    if (e.status.state === 'UNKNOWN') {
+      await rt.delete(e.id, true).catch((err) => this.log.warn(`container ${e.id}: delete: ${errorMessage(err)}`));
+      await this.markExited(e, 255, Date.now());
+      return;
+    }
+    if (timeoutSec > 0) {
+      const sent = await rt.kill(e.id, e.meta.stopSignal);
+      if (await this.waitExit(e, sent ? timeoutSec * 1000 : 2000, signal)) return;
+    }
+    await rt.kill(e.id, 'SIGKILL');
+    if (await this.waitExit(e, 10_000, signal)) return;
+    // conmon itself may be gone (killed): ask the runtime instead of waiting for a file.
+    const st = await rt.state(e.id).catch(() => undefined);
+    if (!st || st.status === 'stopped') {
+      const persisted = await readExitFile(join(e.meta.bundleDir, 'exit'), e.id);
+      await this.markExited(e, persisted?.exitCode ?? 137, persisted?.finishedAtMs ?? Date.now());
+      return;
+    }
+    if (signal?.aborted) throw signal.reason ?? new InternalError(`stopping container ${e.id}: cancelled`);
+    throw new InternalError(`container ${e.id} did not exit after SIGKILL (runtime says ${st.status})`);
+  }
+
+  async stopAllInPod(podId: string, timeoutSec: number): Promise<void> {
+    const live = this.store.list().filter((e) => e.meta.podId === podId && e.status.state !== 'EXITED');
+    await Promise.all(live.map((e) => this.stop(e.id, timeoutSec)));
+  }
+
+  // ---- remove ------------------------------------------------------------------------
+
+  /** RemoveContainer: kills a live one; removes all but the CRI log; unknown ids succeed. */
+  async remove(idOrPrefix: string): Promise<void> {
+    const e = this.store.find(idOrPrefix);
+    if (!e) return;
+    await this.locked(e.id, async () => {
+      if (!this.store.get(e.id)) return;
+      if (e.status.state !== 'EXITED') await this.stop(e.id, 0);
+      await this.runtimeOf(e).delete(e.id, true);
+      await this.images.releaseRootfs(e.id, e.meta.rootfs);
+      await this.watcher.forget(e.id);
+      await fs.rm(join(this.socketDir, e.id), { force: true, recursive: true });
+      await this.removeDir(e.meta.bundleDir, e.meta.rootfs);
+      await this.store.remove(e.id);
+      this.specs.delete(e.id);
+      this.names.release(e.meta.name, e.id);
+      this.emit('CONTAINER_DELETED_EVENT', e);
+    });
+  }
+
+  async removeAllInPod(podId: string): Promise<void> {
+    const all = this.store.list().filter((e) => e.meta.podId === podId);
+    await Promise.all(all.map((e) => this.remove(e.id)));
+  }
+
+  // ---- status and list ---------------------------------------------------------------
+
+  /** ContainerStatus's status message (proto-loader shape) and, when verbose, its info map. */
+  status(idOrPrefix: string, verbose = false): { status: any; info: Record<string, string> } {
+    const e = this.entry(idOrPrefix);
+    const m = e.meta;
+    const s = e.status;
+    const status = {
+      id: e.id,
+      metadata: { name: m.metadata.name, attempt: m.metadata.attempt },
+      state: criState(s.state),
+      created_at: m.createdAt,
+      started_at: s.startedAt,
+      finished_at: s.finishedAt,
+      exit_code: s.exitCode,
+      image: { ...(m.image.spec ?? {}), image: m.image.name },
+      image_ref: m.image.ref,
+      image_id: m.image.id,
+      reason: s.reason,
+      message: s.message,
+      labels: m.labels,
+      annotations: m.annotations,
+      mounts: (m.config?.mounts ?? []).map((x: any) => ({ ...x })),
+      log_path: m.criLogPath,
+      resources: s.resources ? { linux: s.resources } : null,
+      user: { linux: { uid: String(m.user.uid), gid: String(m.user.gid), supplemental_groups: m.user.groups.map(String) } },
+      stop_signal: `SIGNAL_${m.stopSignal.replace(/^SIG/, 'SIG').replace('-', 'MINUS').replace('+', 'PLUS')}`,
+    };
+    const info: Record<string, string> = {};
+    if (verbose) {
+      info.info = JSON.stringify({
+        sandboxID: m.podId,
+        pid: s.pid,
+        conmonPid: s.conmonPid,
+        runtimeHandler: m.runtimeHandler,
+        runtimeType: 'oci',
+        runtimeOptions: { binaryName: m.runtimePath, root: m.runtimeRoot },
+        bundle: m.bundleDir,
+        rootfs: m.rootfs,
+        name: m.name,
+        config: m.config,
+        runtimeSpec: this.specs.get(e.id),
+      });
+    }
+    return { status, info };
+  }
+
+  list(filter?: ContainerFilterInput | null): any[] {
+    let entries = this.store.list();
+    if (filter?.id) entries = entries.filter((e) => e.id.startsWith(filter.id!));
+    if (filter?.state?.state) entries = entries.filter((e) => criState(e.status.state) === filter.state!.state);
+    if (filter?.pod_sandbox_id) entries = entries.filter((e) => e.meta.podId.startsWith(filter.pod_sandbox_id!));
+    const sel = filter?.label_selector ?? {};
+    const keys = Object.keys(sel);
+    if (keys.length) entries = entries.filter((e) => keys.every((k) => e.meta.labels[k] === sel[k]));
+    return entries.map((e) => ({
+      id: e.id,
+      pod_sandbox_id: e.meta.podId,
+      metadata: { name: e.meta.metadata.name, attempt: e.meta.metadata.attempt },
+      image: { ...(e.meta.image.spec ?? {}), image: e.meta.image.name },
+      image_ref: e.meta.image.ref,
+      image_id: e.meta.image.id,
+      state: criState(e.status.state),
+      created_at: e.meta.createdAt,
+      labels: e.meta.labels,
+      annotations: e.meta.annotations,
+    }));
+  }
+
+  // ---- update, log, exec -------------------------------------------------------------
+
+  /** UpdateContainerResources: `<runtime> update`, then the new values are persisted. */
+  async update(idOrPrefix: string, linux: CriLinuxResources | null | undefined): Promise<void> {
+    const e = this.entry(idOrPrefix);
+    await this.locked(e.id, async () => {
+      if (e.status.state !== 'RUNNING' && e.status.state !== 'CREATED') {
+        throw new FailedPreconditionError(`container ${e.id} is ${e.status.state}; only a created or running container can be updated`);
+      }
+      if (!linux) return;
+      await this.runtimeOf(e).update(e.id, ociResourcesFromCri(linux));
+      await this.store.update(e.id, (s) => ({ ...s, resources: mergeCriResources(s.resources, linux) }));
+    });
+  }
+
+  /**
+   * ReopenContainerLog: "2 0 0\n" on conmon's ctl fifo (message type 2 = reopen the log
+   * files); then wait for the new file, so that the kubelet's next rotation check sees it.
+   */
+  async reopenLog(idOrPrefix: string): Promise<void> {
+    const e = this.entry(idOrPrefix);
+    if (e.status.state !== 'RUNNING') throw new FailedPreconditionError(`container ${e.id} is ${e.status.state}, not running`);
+    let fh;
+    try {
+      fh = await fs.open(e.meta.ctlFifoPath, constants.O_WRONLY | constants.O_NONBLOCK);
+      await fh.write('2 0 0\n');
+    } catch (err) {
+      throw new InternalError(`reopening the log of container ${e.id}: conmon's control fifo: ${errorMessage(err)}`);
+    } finally {
+      await fh?.close();
+    }
+    for (let i = 0; i < 150; i++) {
+      if (await exists(e.meta.logPath)) return;
+      await sleep(20);
+    }
+    throw new InternalError(`container ${e.id}: conmon did not reopen ${e.meta.logPath}`);
+  }
+
+  /** ExecSync: runs cmd in the container; DeadlineExceeded when timeoutSec passes. */
+  async execSync(idOrPrefix: string, cmd: string[], timeoutSec: number, signal?: AbortSignal): Promise<ExecSyncResult> {
+    const e = this.entry(idOrPrefix);
+    if (!cmd?.length) throw new InvalidArgumentError('exec: cmd must not be empty');
+    if (e.status.state !== 'RUNNING') throw new FailedPreconditionError(`container ${e.id} is ${e.status.state}, not running`);
+    const spec = this.specs.get(e.id);
+    if (!spec) throw new InternalError(`container ${e.id}: its OCI spec is missing`);
+    const proc = this.deps.spec.buildExecProcess(spec, cmd, false);
+    const tag = randomBytes(6).toString('hex');
+    const procPath = join(e.meta.bundleDir, `exec-${tag}.json`);
+    const pidFile = join(e.meta.bundleDir, `exec-${tag}.pid`);
+    await fs.writeFile(procPath, JSON.stringify(proc), { mode: 0o600 });
+    try {
+      const { file, args } = this.runtimeOf(e).execArgs(e.id, procPath, pidFile);
+      return await runExecSync({ file, args, pidFile, timeoutMs: Math.max(0, timeoutSec) * 1000, cmd, signal });
+    } finally {
+      await fs.rm(procPath, { force: true });
+      await fs.rm(pidFile, { force: true });
+    }
+  }
+
+  // ---- restart recovery --------------------------------------------------------------
+
+  private async recover(): Promise<void> {
+    const { skipped } = await this.store.load();
+    for (const id of skipped) await this.cleanupHalfCreated(id);
+    for (const e of this.store.list()) {
+      this.names.reserve(e.meta.name, e.id);
+      try {
+        this.specs.set(e.id, JSON.parse(await fs.readFile(join(e.meta.bundleDir, 'config.json'), 'utf8')) as OciSpec);
+      } catch (err) {
+        this.log.warn(`container ${e.id}: cannot read its OCI spec: ${errorMessage(err)}`);
+      }
+    }
+    await this.watcher.start(); // reports exits that happened while corral was down
+    for (const e of this.store.list()) {
+      if (e.status.state === 'EXITED') continue;
+      await this.reconcile(e).catch((err) => this.log.warn(`container ${e.id}: recovering its state: ${errorMessage(err)}`));
+    }
+    const n = this.store.list().length;
+    if (n) this.log.info(`containers: recovered ${n} (${this.store.list().filter((e) => e.status.state === 'RUNNING').length} running)`);
+  }
+
+  private async reconcile(e: Entry<ContainerMeta, ContainerStatusRecord>): Promise<void> {
+    const persisted = await readExitFile(join(e.meta.bundleDir, 'exit'), e.id);
+    if (persisted) return this.markExited(e, persisted.exitCode, persisted.finishedAtMs);
+    let st;
+    try {
+      st = await this.runtimeOf(e).state(e.id);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (st?.status === 'running' || st?.status === 'paused') {
+      if (e.status.state !== 'RUNNING') await this.store.update(e.id, (s) => ({ ...s, state: 'RUNNING', startedAt: s.startedAt === '0' ? nowNs() : s.startedAt }));
+      return;
+    }
+    if (st?.status === 'created') return;
+    if (st?.status === 'stopped') {
+      // conmon died without writing the code (killed); the process is gone all the same.
+      return this.markExited(e, 255, Date.now());
+    }
+    await this.store.update(e.id, (s) => ({ ...s, state: 'UNKNOWN' }));
+  }
+
+  /** A directory without meta.json is a create that crashed: undo what it may have done. */
+  private async cleanupHalfCreated(id: string): Promise<void> {
+    const dir = this.store.path(id);
+    const rootfs = join(dir, 'rootfs');
+    this.log.info(`containers: cleaning up the half-created container ${id}`);
+    for (const name of this.deps.runtimes.names()) {
+      await this.deps.runtimes.get(name).delete(id, true).catch(() => undefined);
+    }
+    await this.images.releaseRootfs(id, rootfs).catch((err) => this.log.warn(`container ${id}: releasing rootfs: ${errorMessage(err)}`));
+    await fs.rm(join(this.socketDir, id), { force: true, recursive: true });
+    await this.removeDir(dir, rootfs).catch((err) => this.log.warn(`container ${id}: ${errorMessage(err)}`));
+  }
+}
+
+function criState(s: ContainerState): string {
+  return `CONTAINER_${s}`;
+}
+
+async function isMountPoint(path: string): Promise<boolean> {
+  try {
+    const [a, b] = await Promise.all([fs.stat(path), fs.stat(join(path, '..'))]);
+    if (a.dev !== b.dev) return true;
+    // a bind mount of the same filesystem keeps st_dev: look it up in mountinfo
+    const mi = await fs.readFile('/proc/self/mountinfo', 'utf8');
+    return mi.split('\n').some((l) => l.split(' ')[4] === path);
+  } catch (err) {
+    if (isENOENT(err)) return false;
+    throw err;
+  }
+}
+
+/** The real spec builder, loaded lazily so that this module compiles before it lands. */
+async function loadSpecBuilder(): Promise<SpecPort> {
+  const path = '../oci/spec/index.js';
+  const mod = (await import(path)) as Partial<SpecPort>;
+  if (typeof mod.buildContainerSpec !== 'function' || typeof mod.buildExecProcess !== 'function') {
+    throw new InternalError('runtime/oci/spec does not export buildContainerSpec and buildExecProcess');
+  }
+  return { buildContainerSpec: mod.buildContainerSpec, buildExecProcess: mod.buildExecProcess };
+}

@@ -1,0 +1,70 @@
+/**
+ * Watches conmon's exit directory: conmon writes <dir>/<container id> holding the exit
+ * code when the container's init exits. fs.watch is inotify underneath; a scan at start
+ * picks up the exits that happened while corral was down, and `check(id)` lets a waiter
+ * look again in case an event was coalesced away.
+ *
+ * conmon creates the file and then writes the code, so an event may see an empty file;
+ * it is reported once the content is there (the write raises a second event).
+ */
+import { watch, promises as fs, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import { isENOENT } from '../errors.js';
+
+export interface ExitRecord {
+  id: string;
+  exitCode: number;
+  /** When conmon wrote the file: the container's finish time, also for exits seen late. */
+  finishedAtMs: number;
+}
+
+export async function readExitFile(path: string, id: string): Promise<ExitRecord | undefined> {
+  try {
+    const [text, st] = await Promise.all([fs.readFile(path, 'utf8'), fs.stat(path)]);
+    const t = text.trim();
+    if (!/^-?\d+$/.test(t)) return undefined;
+    return { id, exitCode: Number.parseInt(t, 10), finishedAtMs: st.mtimeMs };
+  } catch (err) {
+    if (isENOENT(err)) return undefined;
+    throw err;
+  }
+}
+
+export class ExitWatcher {
+  private watcher?: FSWatcher;
+  private readonly seen = new Set<string>();
+
+  constructor(readonly dir: string, private readonly onExit: (e: ExitRecord) => void) {}
+
+  /** Starts watching, then reports every exit file already there. */
+  async start(): Promise<void> {
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    this.watcher = watch(this.dir, { persistent: false }, (_event, name) => {
+      if (name) void this.check(String(name));
+    });
+    this.watcher.on('error', () => undefined);
+    for (const name of await fs.readdir(this.dir)) await this.check(name);
+  }
+
+  /** Looks at one id's exit file and reports it once. */
+  async check(id: string): Promise<ExitRecord | undefined> {
+    if (id.includes('/') || id.startsWith('.')) return undefined;
+    const rec = await readExitFile(join(this.dir, id), id).catch(() => undefined);
+    if (rec && !this.seen.has(id)) {
+      this.seen.add(id);
+      this.onExit(rec);
+    }
+    return rec;
+  }
+
+  /** Deletes an id's exit file and forgets it (at container removal). */
+  async forget(id: string): Promise<void> {
+    this.seen.delete(id);
+    await fs.rm(join(this.dir, id), { force: true });
+  }
+
+  close(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+  }
+}
