@@ -10,9 +10,14 @@ import { probeHandlers, type HandlerProbe } from './oci/features.js';
 import { Metrics } from './metrics.js';
 import { linux } from './linux/syscalls.js';
 import { SandboxService } from './sandbox/service.js';
+import { ImageService } from './image/service.js';
 
 export type { Config } from './config.js';
 export type { Logger } from './util/log.js';
+
+// ---- streaming (runtime/streaming): the contract the streaming server calls ----
+export { ResizeEvents, ExecStartError } from './streaming/types.js';
+export type { TerminalSize, StreamIO, ExecRequest, ExecBackend, AttachBackend, PortForwardBackend } from './streaming/types.js';
 
 export interface Condition {
   ready: boolean;
@@ -31,6 +36,8 @@ export interface Runtime {
   readonly defaultHandler: string;
   /** Pod sandboxes: namespaces, network, /etc files, shm, pod cgroups. */
   readonly sandboxes: SandboxService;
+  /** Images: pull, store, remove/GC, and container rootfs overlays. */
+  readonly images: ImageService;
   /** Pod CIDR from UpdateRuntimeConfig, kept for the network layer. */
   readonly podCidr: string;
   setPodCidr(cidr: string): void;
@@ -57,6 +64,11 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   const sandboxes = await SandboxService.create({ config, logger, syscalls: linux, cgroups, defaultHandler });
   closers.push(() => sandboxes.close());
 
+  // ---- images (runtime/image, runtime/snapshot) ----
+  // TODO(lead): images.setInUse((imageId) => ids of containers using imageId) once containers exist.
+  const images = await ImageService.create({ config, logger, syscalls: linux });
+  closers.push(() => images.close());
+
   const rt: Runtime = {
     config,
     logger,
@@ -65,6 +77,7 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
     handlers,
     defaultHandler,
     sandboxes,
+    images,
     get podCidr() { return podCidr; },
     setPodCidr(cidr: string) {
       podCidr = cidr;
