@@ -11,6 +11,8 @@ import { Metrics } from './metrics.js';
 import { linux } from './linux/syscalls.js';
 import { SandboxService } from './sandbox/service.js';
 import { ImageService } from './image/service.js';
+import { ContainerService } from './container/service.js';
+import { OciRuntimes } from './oci/runtime.js';
 
 export type { Config } from './config.js';
 export type { Logger } from './util/log.js';
@@ -38,6 +40,8 @@ export interface Runtime {
   readonly sandboxes: SandboxService;
   /** Images: pull, store, remove/GC, and container rootfs overlays. */
   readonly images: ImageService;
+  /** Containers: conmon + the OCI runtime, exits, logs, exec (runtime/container). */
+  readonly containers: ContainerService;
   /** Pod CIDR from UpdateRuntimeConfig, kept for the network layer. */
   readonly podCidr: string;
   setPodCidr(cidr: string): void;
@@ -55,7 +59,10 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   let podCidr = '';
   const podCidrListeners: Array<(cidr: string) => void> = [];
   let networkStatus = async (): Promise<Condition> => ({ ready: false, reason: 'NetworkPluginNotReady', message: 'the network layer is not set up' });
-  const defaultHandler = config.default_runtime;
+  // The default handler is config.default_runtime unless it cannot run here (crun on a
+  // hybrid host without the workaround): then runc, logged with the reason.
+  const ociRuntimes = await OciRuntimes.create(config, cgroups, logger);
+  const defaultHandler = ociRuntimes.defaultHandler;
 
   // ---- pod sandboxes (runtime/sandbox) ----
   // TODO(lead): pass `network` (runtime/network's NetworkManager has the PodNetwork shape) and
@@ -69,6 +76,12 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   const images = await ImageService.create({ config, logger, syscalls: linux });
   closers.push(() => images.close());
 
+  // ---- containers (runtime/container, runtime/oci) ----
+  const containers = await ContainerService.create({ config, logger, syscalls: linux, images, sandboxes, cgroups, runtimes: ociRuntimes });
+  closers.push(() => containers.close());
+  sandboxes.setContainers(containers);
+  images.setInUse((imageId) => containers.containersUsingImage(imageId));
+
   const rt: Runtime = {
     config,
     logger,
@@ -78,6 +91,7 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
     defaultHandler,
     sandboxes,
     images,
+    containers,
     get podCidr() { return podCidr; },
     setPodCidr(cidr: string) {
       podCidr = cidr;
