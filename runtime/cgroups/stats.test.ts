@@ -136,3 +136,20 @@ test('parsePsi: cpu.pressure without a full line (older kernels)', (t) => {
   t.deepEqual(parsePsi('some avg10=1.50 avg60=0.25 avg300=0.00 total=42\n'), { some: { avg10: 1.5, avg60: 0.25, avg300: 0, totalUs: 42n } });
   t.is(parsePsi(''), undefined);
 });
+
+// Root on a real host: the table's file names against the running kernel.
+const realHost = process.getuid?.() === 0;
+(realHost ? test.serial : test.skip)('the host kernel: a fresh cgroup reads with every controller it has', async (t) => {
+  const { detectCgroups } = await import('./detect.js');
+  const info = await detectCgroups('cgroupfs');
+  const name = `corral-stats-test-${process.pid}`;
+  const dirs = info.mode === 'v2' ? [join(info.root, name)] : ['cpu', 'cpuacct', 'memory', 'pids', 'blkio'].filter((c) => info.controllers.includes(c)).map((c) => join(info.root, c, name));
+  for (const d of dirs) await fs.mkdir(d);
+  t.teardown(async () => { for (const d of dirs) await fs.rmdir(d).catch(() => {}); });
+  const s = (await new CgroupStatsReader({ mode: info.mode, root: info.root }).read(`/${name}`))!;
+  t.truthy(s);
+  t.is(s.cpu?.usageNs, 0n);
+  t.is(s.memory?.usageBytes, 0n);
+  t.is(s.memory?.limitBytes, undefined);
+  if (info.controllers.includes('pids') || info.mode === 'v2') t.is(s.pids?.current, 0n);
+});
