@@ -25,6 +25,7 @@ import { OciRuntimes, type OciRuntime } from '../oci/runtime.js';
 import { createWithConmon, type ConmonCreateOptions, type ConmonCreateResult } from '../oci/conmon.js';
 import { ExitWatcher, readExitFile, type ExitRecord } from '../oci/exit-watch.js';
 import type { OciSpec } from '../oci/spec/types.js';
+import { buildContainerSpec, buildExecProcess } from '../oci/spec/index.js';
 import type { ImagePort, ImageRecordLike, SandboxPort, SandboxViewLike, SpecPort } from './ports.js';
 import type { ContainerEvent, ContainerEventType, ContainerMeta, ContainerState, ContainerStatusRecord, ContainerView } from './types.js';
 import { mergeCriResources, ociResourcesFromCri, type CriLinuxResources } from './resources.js';
@@ -122,7 +123,7 @@ export class ContainerService {
 
   static async create(deps: ContainerServiceDeps): Promise<ContainerService> {
     const runtimes = deps.runtimes ?? await OciRuntimes.create(deps.config, deps.cgroups, deps.logger);
-    const spec = deps.spec ?? await loadSpecBuilder();
+    const spec = deps.spec ?? realSpecBuilder;
     const store = new ObjectStore<ContainerMeta, ContainerStatusRecord>(join(deps.config.root_dir, 'containers'), 'container');
     const svc = new ContainerService({ ...deps, runtimes, spec }, store);
     await svc.recover();
@@ -735,12 +736,4 @@ async function isMountPoint(path: string): Promise<boolean> {
   }
 }
 
-/** The real spec builder, loaded lazily so that this module compiles before it lands. */
-async function loadSpecBuilder(): Promise<SpecPort> {
-  const path = '../oci/spec/index.js';
-  const mod = (await import(path)) as Partial<SpecPort>;
-  if (typeof mod.buildContainerSpec !== 'function' || typeof mod.buildExecProcess !== 'function') {
-    throw new InternalError('runtime/oci/spec does not export buildContainerSpec and buildExecProcess');
-  }
-  return { buildContainerSpec: mod.buildContainerSpec, buildExecProcess: mod.buildExecProcess };
-}
+const realSpecBuilder: SpecPort = { buildContainerSpec, buildExecProcess };
