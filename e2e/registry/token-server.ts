@@ -1,0 +1,148 @@
+/**
+ * A small Docker/OCI registry token server (the "auth.token" realm of distribution).
+ *
+ *   const ts = await startTokenServer({ signer, service, issuer, users, anonymousPull });
+ *   ts.realm  // 'http://127.0.0.1:PORT/token', for the registry config and clients
+ *   await ts.stop();
+ *
+ * GET  /token?service=S&scope=repository:NAME:pull,push[&scope=...]  with optional Basic auth
+ *      -> {"token", "access_token", "expires_in", "issued_at"}  (the Docker token protocol)
+ * POST /token  form grant_type=password (username, password) or grant_type=refresh_token,
+ *      service, scope -> {"access_token", "refresh_token", "expires_in", "scope"}  (OAuth2 flavour)
+ *
+ * Policy: a user with the right password gets every action asked for; without credentials only
+ * "pull" is granted, and only when anonymousPull is set; a wrong password is 401. Tokens are ES256
+ * JWTs with the signing certificate in x5c. Every request is recorded in `requests` so tests can
+ * check that a client really went through the token flow.
+ */
+import { createSign, randomBytes } from 'node:crypto';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TokenSigner } from './pki.js';
+
+export interface TokenServerOptions {
+  signer: Pick<TokenSigner, 'keyPem' | 'certB64'>;
+  service: string;
+  issuer: string;
+  users: Record<string, string>;
+  anonymousPull?: boolean;
+  /** Token lifetime in seconds (default 300). */
+  ttl?: number;
+}
+
+export interface TokenRequestLog { method: string; user?: string; scopes: string[]; status: number }
+
+export interface TokenServer {
+  realm: string;
+  port: number;
+  requests: TokenRequestLog[];
+  stop(): Promise<void>;
+}
+
+interface Access { type: string; name: string; actions: string[] }
+
+const b64url = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
+
+function parseScope(scope: string): Access | undefined {
+  // repository:name/with/slashes:pull,push  (the name may contain ':' only for a port, not here)
+  const first = scope.indexOf(':');
+  const last = scope.lastIndexOf(':');
+  if (first < 0 || last <= first) return undefined;
+  return { type: scope.slice(0, first), name: scope.slice(first + 1, last), actions: scope.slice(last + 1).split(',').filter(Boolean) };
+}
+
+export function signToken(opts: TokenServerOptions, subject: string, access: Access[]): string {
+  const now = Math.floor(Date.now() / 1000);
+  const header = { typ: 'JWT', alg: 'ES256', x5c: [opts.signer.certB64] };
+  const claims = {
+    iss: opts.issuer, sub: subject, aud: opts.service, exp: now + (opts.ttl ?? 300), nbf: now - 30, iat: now,
+    jti: randomBytes(12).toString('hex'), access,
+  };
+  const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
+  // JWS ES256 wants the raw r||s signature, not DER.
+  const sig = createSign('sha256').update(input).sign({ key: opts.signer.keyPem, dsaEncoding: 'ieee-p1363' });
+  return `${input}.${b64url(sig)}`;
+}
+
+function basicUser(header: string | undefined): { user: string; pass: string } | undefined {
+  if (!header?.startsWith('Basic ')) return undefined;
+  const text = Buffer.from(header.slice(6), 'base64').toString('utf8');
+  const i = text.indexOf(':');
+  return i < 0 ? undefined : { user: text.slice(0, i), pass: text.slice(i + 1) };
+}
+
+export async function startTokenServer(opts: TokenServerOptions): Promise<TokenServer> {
+  const requests: TokenRequestLog[] = [];
+  const refreshTokens = new Map<string, string>();
+
+  const grant = (user: string | undefined, scopes: string[]): Access[] => scopes
+    .map(parseScope).filter((a): a is Access => !!a)
+    .map((a) => ({ ...a, actions: user ? a.actions : a.actions.filter((x) => x === 'pull') }))
+    .filter((a) => a.actions.length > 0);
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const reply = (status: number, body: unknown, user?: string, scopes: string[] = []): void => {
+        requests.push({ method: req.method ?? '', user, scopes, status });
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      if (url.pathname !== '/token') return reply(404, { error: 'not found' });
+      let user: string | undefined;
+      let scopes: string[];
+      let oauth = false;
+      if (req.method === 'POST') {
+        oauth = true;
+        const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+        scopes = (form.getAll('scope').join(' ')).split(' ').filter(Boolean);
+        const gt = form.get('grant_type');
+        if (gt === 'password') {
+          const u = form.get('username') ?? '';
+          if (opts.users[u] === undefined || opts.users[u] !== form.get('password')) return reply(401, { error: 'invalid_grant' }, u, scopes);
+          user = u;
+        } else if (gt === 'refresh_token') {
+          user = refreshTokens.get(form.get('refresh_token') ?? '');
+          if (!user) return reply(401, { error: 'invalid_grant' }, undefined, scopes);
+        } else {
+          return reply(400, { error: 'unsupported_grant_type' }, undefined, scopes);
+        }
+      } else {
+        scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
+        const cred = basicUser(req.headers.authorization);
+        if (cred) {
+          if (opts.users[cred.user] === undefined || opts.users[cred.user] !== cred.pass) return reply(401, { errors: [{ code: 'UNAUTHORIZED', message: 'bad credentials' }] }, cred.user, scopes);
+          user = cred.user;
+        } else if (!opts.anonymousPull) {
+          return reply(401, { errors: [{ code: 'UNAUTHORIZED', message: 'credentials required' }] }, undefined, scopes);
+        }
+      }
+      const service = oauth ? undefined : url.searchParams.get('service');
+      if (service && service !== opts.service) return reply(400, { error: `unknown service ${service}` }, user, scopes);
+      const token = signToken(opts, user ?? '', grant(user, scopes));
+      const ttl = opts.ttl ?? 300;
+      if (oauth) {
+        const refresh = randomBytes(16).toString('hex');
+        refreshTokens.set(refresh, user!);
+        return reply(200, { access_token: token, refresh_token: refresh, expires_in: ttl, scope: scopes.join(' ') }, user, scopes);
+      }
+      return reply(200, { token, access_token: token, expires_in: ttl, issued_at: new Date().toISOString() }, user, scopes);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    realm: `http://127.0.0.1:${port}/token`,
+    port,
+    requests,
+    stop: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
