@@ -23,6 +23,8 @@ const MOUNT_ATTR_RDONLY = 0x1;
 export interface FsOps {
   mknod(path: string, mode: number, major: number, minor: number): void;
   lsetxattr(path: string, name: string, value: Buffer): void;
+  /** The attribute's value, or undefined when the file has none of that name. */
+  lgetxattr(path: string, name: string): Buffer | undefined;
   /** Mounts an overlay through fsopen/fsconfig with one "lowerdir+" per layer (Linux >= 6.8). */
   mountOverlayFsconfig(lowers: string[], upper: string, work: string, target: string, readonly: boolean): void;
 }
@@ -36,6 +38,7 @@ function bind() {
     errno: (): number => koffi.decode(errnoLoc(), 'int') as number,
     mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
     lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
+    lgetxattr: libc.func('long lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)'),
     fsopen: libc.func('int fsopen(const char *fsname, unsigned int flags)'),
     fsconfig: libc.func('int fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux)'),
     fsmount: libc.func('int fsmount(int fd, unsigned int flags, unsigned int attrs)'),
@@ -66,6 +69,16 @@ export const fsops: FsOps = {
   },
   lsetxattr(path, name, value) {
     check(libc().lsetxattr(path, name, value, value.length, 0) as number, 'lsetxattr', `${path}, ${name}`);
+  },
+  lgetxattr(path, name) {
+    const buf = Buffer.alloc(65536);
+    const n = libc().lgetxattr(path, name, buf, buf.length) as number;
+    if (n === -1) {
+      const errno = libc().errno();
+      if (errno === 61 /* ENODATA */) return undefined;
+      throw new SyscallError('lgetxattr', errno, `${path}, ${name}`);
+    }
+    return Buffer.from(buf.subarray(0, n));
   },
   mountOverlayFsconfig(lowers, upper, work, target, readonly) {
     const l = libc();

@@ -26,6 +26,9 @@ export interface TarEntry {
   xattrs: Record<string, Buffer>;
 }
 
+/** Chunks of a byte stream: a network or file stream, or an array of buffers in tests. */
+export type ChunkSource = AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>;
+
 /** Pull-style reader: exact reads and bounded streams over an async chunk iterator. */
 export class ByteReader {
   private chunks: Buffer[] = [];
@@ -33,8 +36,13 @@ export class ByteReader {
   private ended = false;
   private readonly it: AsyncIterator<Buffer | Uint8Array>;
 
-  constructor(source: AsyncIterable<Buffer | Uint8Array>) {
-    this.it = source[Symbol.asyncIterator]();
+  constructor(source: ChunkSource) {
+    if (Symbol.asyncIterator in source) {
+      this.it = source[Symbol.asyncIterator]();
+    } else {
+      const sync = source[Symbol.iterator]();
+      this.it = { next: async () => sync.next() };
+    }
   }
 
   private async pull(): Promise<boolean> {
@@ -165,7 +173,7 @@ export function parsePax(data: Buffer): Map<string, Buffer> {
  * for the next entry, or not at all (then it is skipped). After the end-of-archive blocks the
  * rest of the source is drained.
  */
-export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>): AsyncGenerator<{ entry: TarEntry; body: AsyncIterable<Buffer> }> {
+export async function* readTar(source: ChunkSource): AsyncGenerator<{ entry: TarEntry; body: AsyncIterable<Buffer> }> {
   const r = new ByteReader(source);
   let global = new Map<string, Buffer>();
   let pax: Map<string, Buffer> | undefined;

@@ -15,7 +15,7 @@ import { constants as C, promises as fs } from 'node:fs';
 import { posix } from 'node:path';
 import { InvalidArgumentError, errnoCode } from '../errors.js';
 import { S_IFBLK, S_IFCHR, S_IFIFO, type FsOps } from '../linux/fsops.js';
-import { readTar, type TarEntry } from './tar.js';
+import { readTar, type ChunkSource, type TarEntry } from './tar.js';
 
 export interface UnpackStats {
   /** Bytes of regular file content. */
@@ -245,7 +245,7 @@ export class LayerUnpacker {
 }
 
 /** Unpacks a whole (uncompressed) tar stream into root. Errors name the offending entry. */
-export async function unpackLayer(root: string, tar: AsyncIterable<Buffer | Uint8Array>, ops: FsOps): Promise<UnpackStats> {
+export async function unpackLayer(root: string, tar: ChunkSource, ops: FsOps): Promise<UnpackStats> {
   const u = new LayerUnpacker(root, ops);
   for await (const { entry, body } of readTar(tar)) {
     try {
