@@ -364,8 +364,19 @@ export class ImageService {
       }
       const releaseSnaps = this.lease(diffIds);
       try {
-        await Promise.all(layers.map((l, i) => this.snapshots.ensure(diffIds[i]!, (dir) =>
-          this.downloads.run(() => unpackBlob(dir, c.openLayer(l, c.signal), l.digest, diffIds[i]!, this.fsops)))));
+        // One failed layer stops the others, and all must have stopped before GC looks.
+        const stop = new AbortController();
+        const signal = AbortSignal.any([c.signal, stop.signal]);
+        const results = await Promise.allSettled(layers.map((l, i) => this.snapshots.ensure(diffIds[i]!, (dir) =>
+          this.downloads.run(() => {
+            if (signal.aborted) throw abortError(signal);
+            return unpackBlob(dir, c.openLayer(l, signal), l.digest, diffIds[i]!, this.fsops);
+          })).catch((err) => {
+          if (!stop.signal.aborted) stop.abort(err);
+          throw err;
+        })));
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw stop.signal.reason ?? failed.reason;
         await this.checkCrossLayerSymlinks(diffIds);
         await this.content.write(id, configBytes);
         await this.content.write(c.manifestDigest, c.manifest);
