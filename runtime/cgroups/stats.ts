@@ -377,4 +377,9 @@ export class CpuRateTracker {
   forget(key: string): void {
     this.last.delete(key);
   }
+
+  /** Drops every key for which keep() is false (objects that are gone). */
+  retain(keep: (key: string) => boolean): void {
+    for (const k of [...this.last.keys()]) if (!keep(k)) this.last.delete(k);
+  }
 }
