@@ -10,6 +10,7 @@ import { probeHandlers, type HandlerProbe } from './oci/features.js';
 import { Metrics } from './metrics.js';
 import { linux } from './linux/syscalls.js';
 import { SandboxService } from './sandbox/service.js';
+import { OciInfraRunner } from './sandbox/infra.js';
 import { ImageService } from './image/service.js';
 import { ContainerService } from './container/service.js';
 import { OciRuntimes } from './oci/runtime.js';
@@ -65,10 +66,9 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   const defaultHandler = ociRuntimes.defaultHandler;
 
   // ---- pod sandboxes (runtime/sandbox) ----
-  // TODO(lead): pass `network` (runtime/network's NetworkManager has the PodNetwork shape) and
-  // `infra` (an InfraRunner over runtime/oci, for pid POD pods); call
-  // sandboxes.setContainers(...) once the container service exists.
-  const sandboxes = await SandboxService.create({ config, logger, syscalls: linux, cgroups, defaultHandler });
+  // TODO(lead): pass `network` (runtime/network's NetworkManager has the PodNetwork shape).
+  const infra = new OciInfraRunner({ config, runtimes: ociRuntimes, cgroups, logger });
+  const sandboxes = await SandboxService.create({ config, logger, syscalls: linux, cgroups, defaultHandler, infra });
   closers.push(() => sandboxes.close());
 
   // ---- images (runtime/image, runtime/snapshot) ----

@@ -82,4 +82,6 @@ export interface InfraRunner {
   stop(podId: string): Promise<void>;
   /** Deletes what start() made (container state, bundle); idempotent. */
   remove(podId: string): Promise<void>;
+  /** After a daemon restart: false when the infra process died (the pod is then NOTREADY). */
+  isRunning?(podId: string): Promise<boolean>;
 }

@@ -602,8 +602,11 @@ export class SandboxService {
       if (e.status.state === 'READY') {
         const pins = [e.status.namespaces.net, e.status.namespaces.ipc, e.status.namespaces.uts].filter((p): p is string => !!p);
         const alive = await Promise.all(pins.map((p) => this.pinner.isPinned(p)));
+        if (e.status.infraRunning && this.infra?.isRunning) {
+          alive.push(await this.infra.isRunning(e.id).catch(() => false));
+        }
         if (alive.some((a) => !a)) {
-          log.info(`pod sandbox ${e.id}: its namespaces are gone (reboot?), marking it NOTREADY`);
+          log.info(`pod sandbox ${e.id}: its namespaces or infra process are gone (reboot?), marking it NOTREADY`);
           await this.store.update(e.id, (s) => ({ ...s, state: 'NOTREADY', shmMounted: false, infraRunning: false, stoppedAt: nowNs(), reason: 'namespaces lost' }));
         }
       }
