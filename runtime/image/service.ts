@@ -142,10 +142,22 @@ export class ImageService {
     const images = new ImageStore(join(root, 'images'), deps.logger);
     const snapshots = new Snapshotter(join(root, 'snapshots'), join(root, 'containers'), deps.syscalls, ops, deps.logger);
     await content.init();
+    // Leftovers of interrupted imports.
+    await fs.rm(join(root, 'tmp'), { recursive: true, force: true });
     await images.load();
     await snapshots.load();
     const svc = new ImageService(deps.config, deps.logger, content, images, snapshots, new RegistryClient(deps.config, deps.logger), ops, deps.platform ?? hostPlatform());
     return svc;
+  }
+
+  /** config.root_dir: where images, snapshots and temporary imports live. */
+  get rootDir(): string {
+    return this.config.root_dir;
+  }
+
+  /** The platform chosen from multi-platform indexes. */
+  get platformInUse(): Platform {
+    return this.platform;
   }
 
   /** Tells the service which containers use an image (RemoveImage refuses those). */
