@@ -1,0 +1,47 @@
+/**
+ * Turns the container service's state changes into GetContainerEvents events: each carries
+ * the pod's status and its containers' statuses as they are when the change happens
+ * (captured here, synchronously, so a subscriber that reads later still sees that moment).
+ */
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../util/log.js';
+import type { EventBus } from './bus.js';
+import type { ContainerEvent, ContainerEventType } from './index.js';
+
+/** What the publisher needs from the container service (its onEvent hook, status, list). */
+export interface EventContainers {
+  onEvent(fn: (e: { type: ContainerEventType; containerId: string; podId: string; at: string }) => void): () => void;
+  list(filter?: { pod_sandbox_id?: string } | null): Array<{ id: string }>;
+  status(id: string, verbose?: boolean): { status: unknown };
+}
+
+/** What it needs from the sandbox service. */
+export interface EventSandboxes {
+  status(id: string, verbose?: boolean): { status?: unknown };
+}
+
+/** Subscribes to the container service; returns the unsubscribe function. */
+export function publishContainerEvents(containers: EventContainers, sandboxes: EventSandboxes, bus: EventBus<ContainerEvent>, logger: Logger): () => void {
+  return containers.onEvent((e) => {
+    let podSandboxStatus: unknown = null;
+    try {
+      podSandboxStatus = sandboxes.status(e.podId, false).status ?? null;
+    } catch (err) {
+      // The pod may be gone already (RemovePodSandbox removing its containers).
+      logger.debug(`events: status of pod sandbox ${e.podId}: ${errorMessage(err)}`);
+    }
+    const containersStatuses: unknown[] = [];
+    for (const c of containers.list({ pod_sandbox_id: e.podId })) {
+      try {
+        containersStatuses.push(containers.status(c.id, false).status);
+      } catch { /* removed meanwhile */ }
+    }
+    bus.publish({
+      containerId: e.containerId,
+      type: e.type,
+      createdAtNs: BigInt(e.at),
+      podSandboxStatus,
+      containersStatuses,
+    });
+  });
+}
