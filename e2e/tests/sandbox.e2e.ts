@@ -209,6 +209,20 @@ test.serial('a broken CNI config fails RunPodSandbox and leaves nothing behind',
   await removePod(id);
 });
 
+test.serial('pid POD: an infra process holds the pod pid namespace and goes with stopp', async (t) => {
+  const id = await runp(podConfig({}, { security_context: { namespace_options: { network: 0, pid: 0, ipc: 0 } } }));
+  const ins = await inspectp(id);
+  t.is(ins.status.linux.namespaces.options.pid, 'POD');
+  const pidNs = (ins.info.namespaces as { pid?: string }).pid ?? '';
+  t.regex(pidNs, /^\/proc\/\d+\/ns\/pid$/);
+  const pid = Number(pidNs.split('/')[2]);
+  t.regex(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /catatonit/);
+  t.regex(readFileSync(`/proc/${pid}/status`, 'utf8'), /^NSpid:\s+\d+\s+1$/m);
+  await h.crictlOk(['stopp', id]);
+  t.throws(() => process.kill(pid, 0));
+  await h.crictlOk(['rmp', id]);
+});
+
 test.serial('kill -9 of the daemon: the pod is READY again with its IP; stopp and rmp clean everything', async (t) => {
   const id = await runp(podConfig());
   const ip = (await inspectp(id)).status.network.ip;
