@@ -14,6 +14,10 @@ import { OciInfraRunner } from './sandbox/infra.js';
 import { ImageService } from './image/service.js';
 import { ContainerService } from './container/service.js';
 import { OciRuntimes } from './oci/runtime.js';
+import { StatsService } from './stats/service.js';
+import { NetnsStatsReader } from './network/ifstats.js';
+import { EventBus, type ContainerEvent } from './events/index.js';
+import { publishContainerEvents } from './events/publisher.js';
 
 export type { Config } from './config.js';
 export type { Logger } from './util/log.js';
@@ -43,6 +47,10 @@ export interface Runtime {
   readonly images: ImageService;
   /** Containers: conmon + the OCI runtime, exits, logs, exec (runtime/container). */
   readonly containers: ContainerService;
+  /** Container and pod sandbox stats (runtime/stats). */
+  readonly stats: StatsService;
+  /** Container state changes for GetContainerEvents (runtime/events). */
+  readonly events: EventBus<ContainerEvent>;
   /** Pod CIDR from UpdateRuntimeConfig, kept for the network layer. */
   readonly podCidr: string;
   setPodCidr(cidr: string): void;
@@ -82,6 +90,14 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   sandboxes.setContainers(containers);
   images.setInUse((imageId) => containers.containersUsingImage(imageId));
 
+  // ---- stats and events (runtime/stats, runtime/cgroups/stats.ts, runtime/events) ----
+  const netnsStats = new NetnsStatsReader();
+  closers.push(() => netnsStats.close());
+  const stats = new StatsService({ cgroups, containers, sandboxes, layers: images, netns: netnsStats, logger });
+  const events = new EventBus<ContainerEvent>({ logger });
+  const unpublish = publishContainerEvents(containers, sandboxes, events, logger);
+  closers.push(async () => { unpublish(); events.close(); });
+
   const rt: Runtime = {
     config,
     logger,
@@ -92,6 +108,8 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
     sandboxes,
     images,
     containers,
+    stats,
+    events,
     get podCidr() { return podCidr; },
     setPodCidr(cidr: string) {
       podCidr = cidr;

@@ -1,7 +1,23 @@
 /** RPC handlers of this area, by RPC name. */
 import type { HandlerTable } from './types.js';
+import { containerStats } from './container-stats.js';
+import { listContainerStats } from './container-stats-list.js';
+import { streamContainerStats } from './container-stats-stream.js';
+import { podSandboxStats } from './pod-sandbox-stats.js';
+import { listPodSandboxStats } from './pod-sandbox-stats-list.js';
+import { streamPodSandboxStats } from './pod-sandbox-stats-stream.js';
+import { getContainerEvents } from './container-events.js';
 
 export const statsHandlers: HandlerTable = {
-  unary: {},
-  stream: {},
+  unary: {
+    ContainerStats: containerStats,
+    ListContainerStats: listContainerStats,
+    PodSandboxStats: podSandboxStats,
+    ListPodSandboxStats: listPodSandboxStats,
+  },
+  stream: {
+    StreamContainerStats: streamContainerStats,
+    StreamPodSandboxStats: streamPodSandboxStats,
+    GetContainerEvents: getContainerEvents,
+  },
 };
