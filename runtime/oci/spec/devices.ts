@@ -95,6 +95,9 @@ export const withDevices: SpecOpt = async (spec, ctx: SpecContext) => {
       rules.push({ allow: true, type: dev.type as 'c' | 'b', major: dev.major, minor: dev.minor, access: perms });
     }
   }
+  if (ctx.input.config.CDI_devices?.length) {
+    ctx.warnings.push(`CDI devices ignored (corral has no CDI registry): ${ctx.input.config.CDI_devices.map((d) => d.name).join(', ')}`);
+  }
   spec.linux.resources ??= {};
   if (isPrivileged(ctx.input)) {
     const taken = new Set(devices.map((d) => d.path));
