@@ -146,7 +146,13 @@ export class SandboxService {
     this.runRoot = join(deps.config.state_dir, 'sandboxes');
     this.network = deps.network;
     this.infra = deps.infra;
-    this.pinner = deps.pinner ?? new WorkerPinner(deps.syscalls);
+    if (deps.pinner) {
+      this.pinner = deps.pinner;
+    } else {
+      const w = new WorkerPinner(deps.syscalls);
+      w.warm();
+      this.pinner = w;
+    }
     this.hostHostname = deps.hostHostname ?? osHostname();
   }
 
@@ -331,9 +337,8 @@ export class SandboxService {
         }
         const paths = Object.values(pinned);
         stack.push('namespaces', async () => { for (const p of paths) await this.pinner.unpin(p); });
+        // Not persisted yet: after a crash, recovery unpins the fixed paths under the run dir.
         status = { ...status, namespaces: { ...pinned } };
-        // Persisted now so that a crash from here on can still unpin at the next start.
-        await this.store.update(id, () => status);
       }
 
       if (meta.cgroup) {
