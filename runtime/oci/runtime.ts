@@ -5,11 +5,11 @@
  * the default handler once at start.
  *
  * crun 1.8 refuses hybrid cgroup hosts whose cgroup2 mount carries a controller
- * ("cgroups in hybrid mode not supported"). Only its `create` looks at that: running
- * create in a private mount namespace with a tmpfs over /sys/fs/cgroup/unified makes it
- * see plain v1. conmon execs the runtime itself, so the workaround is a small wrapper
- * script (written under state_dir) that conmon runs instead of crun; the other commands
- * call crun directly.
+ * ("cgroups in hybrid mode not supported"), and its delete/update look for the cgroups in
+ * the wrong place there. Running it in a private mount namespace with a tmpfs over
+ * /sys/fs/cgroup/unified makes it see plain v1. conmon execs the runtime itself, so the
+ * workaround is a small wrapper script (written under state_dir) that conmon and corral
+ * run instead of crun (RuntimeHandler.monitorPath).
  */
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -36,7 +36,7 @@ export interface RuntimeHandler {
   /** --root of the runtime. */
   root: string;
   options: string[];
-  /** The binary conmon runs for create/exec: `path`, or the hybrid wrapper for crun. */
+  /** The binary conmon and corral run: `path`, or the hybrid wrapper for crun. */
   monitorPath: string;
 }
 
@@ -81,8 +81,9 @@ export class OciRuntime {
     return [...this.handler.options, '--root', this.handler.root, ...rest];
   }
 
+  /** Through monitorPath: the hybrid wrapper must see every command that touches cgroups. */
   private async run(rest: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-    return runCommand(this.handler.path, this.args(rest), opts);
+    return runCommand(this.handler.monitorPath, this.args(rest), opts);
   }
 
   private fail(what: string, id: string, r: RunResult): never {
@@ -127,7 +128,7 @@ export class OciRuntime {
 
   /** argv of `exec` for a process.json; the caller spawns it to stream its stdio. */
   execArgs(id: string, processPath: string, pidFile: string): { file: string; args: string[] } {
-    return { file: this.handler.path, args: this.args(['exec', '--process', processPath, '--pid-file', pidFile, id]) };
+    return { file: this.handler.monitorPath, args: this.args(['exec', '--process', processPath, '--pid-file', pidFile, id]) };
   }
 }
 
@@ -135,15 +136,12 @@ export class OciRuntime {
 export interface HandlerChoice { defaultHandler: string; reason: string }
 
 const HYBRID_SCRIPT = (crun: string) => `#!/bin/sh
-# Written by corral. crun 1.8 refuses hybrid cgroup hosts at create time; give create a
-# private mount namespace where /sys/fs/cgroup/unified is an empty tmpfs. Propagation of
-# the other mounts is left as it is, so shared/slave mount specs still behave.
-for a in "$@"; do
-  if [ "$a" = create ]; then
-    exec unshare -m --propagation unchanged sh -c 'mount --make-private /sys/fs/cgroup/unified 2>/dev/null; mount -t tmpfs none /sys/fs/cgroup/unified && exec "$0" "$@"' ${shellQuote(crun)} "$@"
-  fi
-done
-exec ${shellQuote(crun)} "$@"
+# Written by corral. crun 1.8 refuses hybrid cgroup hosts at create, and at delete/update it
+# would look for the container's cgroups in the wrong hierarchy (leaving them behind): run
+# it in a private mount namespace where /sys/fs/cgroup/unified is an empty tmpfs, so it sees
+# plain v1. Propagation of the other mounts is left as it is, so shared/slave mount specs
+# still behave.
+exec unshare -m --propagation unchanged sh -c 'mount --make-private /sys/fs/cgroup/unified 2>/dev/null; mount -t tmpfs none /sys/fs/cgroup/unified && exec "$0" "$@"' ${shellQuote(crun)} "$@"
 `;
 
 function shellQuote(s: string): string {

@@ -1,0 +1,206 @@
+/**
+ * Real containers: busybox through conmon and runc (and crun, with the hybrid workaround
+ * where the host needs it), with the real spec builder. Needs root, conmon, runc and
+ * busybox-static; skipped otherwise. The image port is a stand-in that builds the rootfs
+ * from /bin/busybox with hard links (symlinked applets break when one is masked).
+ */
+import test from 'ava';
+import { promises as fs, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { ContainerService } from './service.js';
+import type { ImagePort, SandboxPort, SandboxViewLike } from './ports.js';
+import { OciRuntimes } from '../oci/runtime.js';
+import { defaultConfig } from '../config.js';
+import { silentLogger } from '../util/log.js';
+import { linux } from '../linux/syscalls.js';
+import { detectCgroups } from '../cgroups/detect.js';
+
+const BUSYBOX = '/bin/busybox';
+const canRun = process.getuid?.() === 0 && existsSync('/usr/bin/conmon') && existsSync('/usr/sbin/runc') && existsSync(BUSYBOX);
+const rtest = canRun ? test.serial : test.skip;
+
+const APPLETS = ['sh', 'echo', 'sleep', 'cat', 'ls', 'true', 'false', 'id', 'env', 'trap', 'printf', 'seq'];
+const IMAGE = { id: 'sha256:' + '11'.repeat(32), repoTags: ['busybox:test'], repoDigests: [], config: { config: { Env: ['PATH=/bin'], Cmd: ['sh'] } } };
+
+class BusyboxImages implements ImagePort {
+  resolve(ref: string) { return ref === 'busybox:test' ? IMAGE : undefined; }
+  async prepareRootfs(_id: string, _image: string, target: string) {
+    for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp']) await fs.mkdir(join(target, d), { recursive: true });
+    await fs.writeFile(join(target, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n');
+    await fs.writeFile(join(target, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
+    try {
+      await fs.link(BUSYBOX, join(target, 'bin', 'busybox'));
+    } catch {
+      await fs.copyFile(BUSYBOX, join(target, 'bin', 'busybox'));
+      await fs.chmod(join(target, 'bin', 'busybox'), 0o755);
+    }
+    for (const a of APPLETS) await fs.link(join(target, 'bin', 'busybox'), join(target, 'bin', a));
+  }
+  async releaseRootfs() { /* a plain directory: removed with the container's */ }
+}
+
+let dir = '';
+let svc: ContainerService;
+let sandboxes: { pods: Map<string, SandboxViewLike> } & SandboxPort;
+let make: () => Promise<ContainerService>;
+const created: string[] = [];
+
+test.before(async () => {
+  if (!canRun) return;
+  dir = await fs.mkdtemp(join(tmpdir(), 'corral-real-'));
+  const config = defaultConfig();
+  config.root_dir = join(dir, 'lib');
+  config.state_dir = join(dir, 'run');
+  config.runtimes = {
+    runc: { path: '/usr/sbin/runc', root: join(dir, 'run', 'runc'), options: [] },
+    crun: { path: '/usr/bin/crun', root: join(dir, 'run', 'crun'), options: [] },
+  };
+  config.default_runtime = 'runc';
+  const cgroups = await detectCgroups('cgroupfs');
+  const pods = new Map<string, SandboxViewLike>();
+  sandboxes = { pods, get: (id: string) => pods.get(id) };
+  for (const handler of ['runc', 'crun']) {
+    const id = `${handler}pod`.padEnd(64, '0');
+    pods.set(id, {
+      id, name: `k8s_POD_${handler}_default_u_0`,
+      config: { metadata: { name: handler, namespace: 'default', uid: `u-${handler}`, attempt: 0 }, log_directory: join(dir, 'logs', handler) },
+      state: 'READY', namespaces: {}, hostname: 'real', files: {}, cgroupParent: '', runtimeHandler: handler,
+    });
+  }
+  const runtimes = await OciRuntimes.create(config, cgroups, silentLogger());
+  make = () => ContainerService.create({ config, logger: silentLogger(), syscalls: linux, images: new BusyboxImages(), sandboxes, cgroups, runtimes });
+  svc = await make();
+  svc.onEvent((e) => { if (e.type === 'CONTAINER_CREATED_EVENT') created.push(e.containerId); });
+});
+
+test.after.always(async () => {
+  if (!canRun || !svc) return;
+  for (const c of svc.listViews()) await svc.remove(c.id).catch(() => undefined);
+  await svc.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+function config(name: string, args: string[], extra: Record<string, unknown> = {}) {
+  return { metadata: { name, attempt: 0 }, image: { image: 'busybox:test' }, command: args, args: [], log_path: `${name}.log`, labels: {}, annotations: {}, mounts: [], envs: [], ...extra };
+}
+
+const waitFor = async (cond: () => boolean | Promise<boolean>, ms = 10_000) => {
+  const end = Date.now() + ms;
+  while (!(await cond()) && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+  return cond();
+};
+
+const LOG_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) (stdout|stderr) (F|P) /;
+
+for (const handler of ['runc', 'crun']) {
+  rtest(`${handler}: create, start, exit code and CRI log lines`, async (t) => {
+    const pod = `${handler}pod`.padEnd(64, '0');
+    const id = await svc.create({ pod_sandbox_id: pod, config: config(`exit-${handler}`, ['sh', '-c', 'echo hello; echo oops >&2; printf partial; exit 3']) });
+    t.is(svc.get(id).state, 'CREATED');
+    t.true(svc.get(id).pid > 0);
+    await svc.start(id);
+    if (!(await waitFor(() => svc.get(id).state === 'EXITED'))) {
+      const b = svc.get(id).bundleDir;
+      t.log(execFileSync('sh', ['-c', `ls -la ${b} ${dir}/run/exits; cat ${b}/conmon.stderr; ${handler} --root ${dir}/run/${handler} state ${id}; ps -ef | grep -v grep | grep ${id.slice(0, 12)}`]).toString());
+    }
+    t.is(svc.get(id).state, 'EXITED');
+    const st = svc.status(id).status;
+    t.is(st.exit_code, 3);
+    t.is(st.reason, 'Error');
+    const log = await fs.readFile(st.log_path, 'utf8');
+    const lines = log.split('\n').filter(Boolean);
+    for (const l of lines) t.regex(l, LOG_LINE);
+    t.true(lines.some((l) => / stdout F hello$/.test(l)));
+    t.true(lines.some((l) => / stderr F oops$/.test(l)));
+    t.true(lines.some((l) => / stdout P partial$/.test(l)));
+    await svc.remove(id);
+    t.true(existsSync(st.log_path), 'the CRI log stays for the kubelet');
+    t.false(existsSync(join(dir, 'lib', 'containers', id)));
+  });
+}
+
+rtest('stop: a process ignoring SIGTERM is killed after the timeout', async (t) => {
+  const pod = 'runcpod'.padEnd(64, '0');
+  const id = await svc.create({ pod_sandbox_id: pod, config: config('stubborn', ['sh', '-c', 'trap "" TERM; echo ready; while true; do sleep 0.1; done']) });
+  await svc.start(id);
+  const log = svc.get(id).logPath;
+  t.true(await waitFor(async () => (await fs.readFile(log, 'utf8').catch(() => '')).includes('ready')));
+  const t0 = Date.now();
+  await svc.stop(id, 1);
+  const took = Date.now() - t0;
+  t.true(took >= 1000, `took ${took} ms`);
+  t.true(took < 8000, `took ${took} ms`);
+  const st = svc.status(id).status;
+  t.is(st.state, 'CONTAINER_EXITED');
+  t.is(st.exit_code, 137);
+  await svc.remove(id);
+});
+
+rtest('execSync: output, exit code, timeout; reopenLog after rotation; state kept across a restart', async (t) => {
+  const pod = 'runcpod'.padEnd(64, '0');
+  const id = await svc.create({ pod_sandbox_id: pod, config: config('ticker', ['sh', '-c', 'i=0; while true; do echo line$i; i=$((i+1)); sleep 0.05; done']) });
+  await svc.start(id);
+  const r = await svc.execSync(id, ['sh', '-c', 'echo hi; echo there >&2; exit 2'], 10);
+  t.is(r.stdout.toString(), 'hi\n');
+  t.is(r.stderr.toString(), 'there\n');
+  t.is(r.exitCode, 2);
+  const big = await svc.execSync(id, ['sh', '-c', 'seq 1 200000'], 20);
+  t.is(big.stdout.toString().split('\n').length, 200001);
+  const t0 = Date.now();
+  const err = await t.throwsAsync(svc.execSync(id, ['sleep', '30'], 1));
+  t.is((err as any).kind, 'DeadlineExceeded');
+  t.true(Date.now() - t0 < 5000);
+
+  const log = svc.get(id).logPath;
+  t.true(await waitFor(async () => (await fs.readFile(log, 'utf8').catch(() => '')).includes('line3')));
+  await fs.rename(log, `${log}.1`);
+  await svc.reopenLog(id);
+  t.true(await waitFor(async () => (await fs.readFile(log, 'utf8').catch(() => '')).split('\n').length > 3));
+  const newer = (await fs.readFile(log, 'utf8')).split('\n').filter(Boolean);
+  for (const l of newer) t.regex(l, LOG_LINE);
+
+  // the daemon goes away and comes back: the container keeps running and is manageable
+  const pid = svc.get(id).pid;
+  await svc.close();
+  svc = await make();
+  svc.onEvent((e) => { if (e.type === 'CONTAINER_CREATED_EVENT') created.push(e.containerId); });
+  t.is(svc.get(id).state, 'RUNNING');
+  t.is(svc.get(id).pid, pid);
+  process.kill(pid, 0);
+  const again = await svc.execSync(id, ['echo', 'back'], 5);
+  t.is(again.stdout.toString(), 'back\n');
+  await svc.stop(id, 0);
+  t.is(svc.get(id).state, 'EXITED');
+  await svc.remove(id);
+});
+
+rtest('an exit while the daemon is down is picked up at start', async (t) => {
+  const pod = 'runcpod'.padEnd(64, '0');
+  const id = await svc.create({ pod_sandbox_id: pod, config: config('short', ['sh', '-c', 'sleep 0.3; exit 5']) });
+  await svc.start(id);
+  await svc.close();
+  await new Promise((r) => setTimeout(r, 800));
+  svc = await make();
+  svc.onEvent((e) => { if (e.type === 'CONTAINER_CREATED_EVENT') created.push(e.containerId); });
+  t.true(await waitFor(() => svc.get(id).state === 'EXITED', 3000));
+  t.is(svc.status(id).status.exit_code, 5);
+  await svc.remove(id);
+});
+
+rtest('nothing is left behind: no runtime state, no cgroups, no conmon', async (t) => {
+  t.deepEqual(svc.listViews(), []);
+  for (const rt of ['runc', 'crun']) {
+    const root = join(dir, 'run', rt);
+    const left = existsSync(root) ? await fs.readdir(root) : [];
+    t.deepEqual(left.filter((f) => /^[0-9a-f]{64}$/.test(f)), [], `${rt} state`);
+  }
+  t.true(created.length >= 5);
+  for (const id of created) {
+    const cg = execFileSync('sh', ['-c', `ls -d /sys/fs/cgroup/*/corral-${id} 2>/dev/null || true`]).toString().trim();
+    t.is(cg, '', `cgroups of ${id}`);
+  }
+  const conmons = execFileSync('sh', ['-c', `pgrep -a conmon | grep -F '${dir}' || true`]).toString().trim();
+  t.is(conmons, '');
+});
