@@ -78,3 +78,18 @@ rtest('an archive that is neither layout nor docker save is refused', async (t) 
   await t.throwsAsync(importArchive(svc, file), { message: /neither an OCI layout/ });
   await t.throwsAsync(importArchive(svc, join(root, 'missing.tar')), { message: /does not exist/ });
 });
+
+rtest('a running service picks up images another process imported', async (t) => {
+  const { root, svc } = await service(t);
+  const other = await ImageService.create({ config: { ...defaultConfig(), root_dir: join(root, 'store') }, logger: silentLogger(), syscalls: linux, platform: { os: 'linux', architecture: 'amd64' } });
+  const dir = join(root, 'layout');
+  for (const f of layoutFiles('example.com/late:1')) {
+    await fs.mkdir(join(dir, f.name, '..'), { recursive: true });
+    await fs.writeFile(join(dir, f.name), f.data);
+  }
+  await importArchive(other, dir);
+  await other.close();
+  for (let i = 0; i < 50 && !svc.resolve('example.com/late:1'); i++) await new Promise((r) => setTimeout(r, 50));
+  t.is(svc.resolve('example.com/late:1')?.id, img.configDigest);
+  t.truthy(svc.snapshots.get(img.diffIds[1]!));
+});

@@ -9,7 +9,7 @@
  * Pulls are joined at three levels: identical pull requests share one pull, layers share one
  * unpack per diff id, and a pull of an image already complete only resolves its manifest.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, watch, type FSWatcher } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { Config } from '../config.js';
 import {
@@ -147,7 +147,37 @@ export class ImageService {
     await images.load();
     await snapshots.load();
     const svc = new ImageService(deps.config, deps.logger, content, images, snapshots, new RegistryClient(deps.config, deps.logger), ops, deps.platform ?? hostPlatform());
+    svc.watchStore();
     return svc;
+  }
+
+  private watcher: FSWatcher | undefined;
+  private reloadTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * `corral import` writes into the store of a running daemon; watching the image records
+   * lets the daemon list those images without a restart.
+   */
+  private watchStore(): void {
+    try {
+      this.watcher = watch(this.images.dir, { persistent: false }, () => {
+        if (this.reloadTimer) return;
+        this.reloadTimer = setTimeout(() => {
+          this.reloadTimer = undefined;
+          // Serialised with removals, so a record being removed is not read back.
+          const run = this.gcChain.catch(() => undefined).then(async () => {
+            await this.snapshots.refresh();
+            const n = await this.images.loadNew();
+            if (n) this.logger.info(`images: picked up ${n} image(s) added by another process`);
+          });
+          this.gcChain = run;
+          run.catch((err) => this.logger.warn(`reloading image records: ${errorMessage(err)}`));
+        }, 200);
+        this.reloadTimer.unref();
+      });
+    } catch (err) {
+      this.logger.warn(`cannot watch ${this.images.dir}: ${errorMessage(err)}`);
+    }
   }
 
   /** config.root_dir: where images, snapshots and temporary imports live. */
@@ -551,6 +581,8 @@ export class ImageService {
   }
 
   async close(): Promise<void> {
+    this.watcher?.close();
+    if (this.reloadTimer) clearTimeout(this.reloadTimer);
     for (const p of this.pulls.values()) p.controller.abort(new CancelledError('image service closing'));
   }
 }

@@ -45,6 +45,7 @@ export class ImageStore {
 
   async load(): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const byId = new Map<string, StoredImage>();
     for (const name of await fs.readdir(this.dir)) {
       if (!name.endsWith('.json')) {
         if (name.includes('.tmp-')) await fs.rm(join(this.dir, name), { force: true });
@@ -52,12 +53,44 @@ export class ImageStore {
       }
       try {
         const img = JSON.parse(await fs.readFile(join(this.dir, name), 'utf8')) as StoredImage;
-        this.byId.set(img.id, img);
+        byId.set(img.id, img);
       } catch (err) {
         this.logger.warn(`images: skipping unreadable record ${name}: ${String(err)}`);
       }
     }
+    this.byId.clear();
+    this.tags.clear();
+    for (const [id, img] of byId) this.byId.set(id, img);
     for (const img of this.byId.values()) for (const t of img.repoTags) this.tags.set(t, img.id);
+  }
+
+  /**
+   * Adds records another process (corral import) wrote and this one does not know yet. Known
+   * records are never re-read, so a reload cannot undo a change this process made meanwhile.
+   */
+  async loadNew(): Promise<number> {
+    let added = 0;
+    for (const name of await fs.readdir(this.dir)) {
+      if (!name.endsWith('.json')) continue;
+      const id = `sha256:${name.slice(0, -5)}`;
+      if (this.byId.has(id)) continue;
+      let img: StoredImage;
+      try {
+        img = JSON.parse(await fs.readFile(join(this.dir, name), 'utf8')) as StoredImage;
+      } catch {
+        continue;
+      }
+      if (this.byId.has(img.id)) continue;
+      this.byId.set(img.id, img);
+      for (const t of img.repoTags) {
+        const prev = this.tags.get(t);
+        const old = prev ? this.byId.get(prev) : undefined;
+        if (old && old.id !== img.id) this.byId.set(old.id, { ...old, repoTags: old.repoTags.filter((x) => x !== t) });
+        this.tags.set(t, img.id);
+      }
+      added++;
+    }
+    return added;
   }
 
   private file(id: string): string {

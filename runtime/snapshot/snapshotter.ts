@@ -82,6 +82,22 @@ export class Snapshotter {
     }
   }
 
+  /** Picks up snapshots another process (corral import) committed; leaves unfinished ones alone. */
+  async refresh(): Promise<void> {
+    const known = new Set([...this.byKey.values()].map((s) => s.n));
+    for (const name of await fs.readdir(this.dir)) {
+      const n = Number(name);
+      if (!Number.isInteger(n) || n <= 0 || known.has(n)) continue;
+      this.next = Math.max(this.next, n + 1);
+      try {
+        const meta = JSON.parse(await fs.readFile(join(this.dir, name, 'meta.json'), 'utf8')) as UnpackStats & { key: string };
+        if (!this.byKey.has(meta.key)) {
+          this.byKey.set(meta.key, { key: meta.key, n, dir: join(this.dir, name, 'fs'), size: meta.size, inodes: meta.inodes, implicitDirs: meta.implicitDirs ?? [] });
+        }
+      } catch { /* still being written */ }
+    }
+  }
+
   get(key: string): Snapshot | undefined {
     return this.byKey.get(key);
   }
@@ -105,10 +121,20 @@ export class Snapshotter {
     const running = this.inflight.get(key);
     if (running) return running;
     const p = (async () => {
-      const n = this.next++;
+      // Exclusive mkdir: `corral import` may allocate numbers in the same directory meanwhile.
+      let n = this.next++;
+      for (;;) {
+        try {
+          await fs.mkdir(join(this.dir, String(n)), { mode: 0o700 });
+          break;
+        } catch (err) {
+          if (errnoCode(err) !== 'EEXIST') throw err;
+          n = this.next++;
+        }
+      }
       const base = join(this.dir, String(n));
       const fsDir = join(base, 'fs');
-      await fs.mkdir(fsDir, { recursive: true, mode: 0o755 });
+      await fs.mkdir(fsDir, { mode: 0o755 });
       try {
         const stats = await fill(fsDir);
         await writeFileAtomic(join(base, 'meta.json'), JSON.stringify({ key, ...stats }));
