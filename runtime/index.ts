@@ -10,6 +10,7 @@ import { probeHandlers, type HandlerProbe } from './oci/features.js';
 import { Metrics } from './metrics.js';
 import { linux } from './linux/syscalls.js';
 import { SandboxService } from './sandbox/service.js';
+import { NetworkManager } from './network/manager.js';
 import { OciInfraRunner } from './sandbox/infra.js';
 import { ImageService } from './image/service.js';
 import { ContainerService } from './container/service.js';
@@ -73,14 +74,17 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   const ociRuntimes = await OciRuntimes.create(config, cgroups, logger);
   const defaultHandler = ociRuntimes.defaultHandler;
 
+  // ---- pod network (runtime/network) ----
+  const network = await NetworkManager.create({ config, logger });
+  podCidrListeners.push((cidr) => network.setPodCidr(cidr));
+  networkStatus = () => network.status();
+
   // ---- pod sandboxes (runtime/sandbox) ----
-  // TODO(lead): pass `network` (runtime/network's NetworkManager has the PodNetwork shape).
   const infra = new OciInfraRunner({ config, runtimes: ociRuntimes, cgroups, logger });
-  const sandboxes = await SandboxService.create({ config, logger, syscalls: linux, cgroups, defaultHandler, infra });
+  const sandboxes = await SandboxService.create({ config, logger, syscalls: linux, cgroups, defaultHandler, infra, network });
   closers.push(() => sandboxes.close());
 
   // ---- images (runtime/image, runtime/snapshot) ----
-  // TODO(lead): images.setInUse((imageId) => ids of containers using imageId) once containers exist.
   const images = await ImageService.create({ config, logger, syscalls: linux });
   closers.push(() => images.close());
 
@@ -132,7 +136,5 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
       for (const c of closers.reverse()) await c().catch((err) => logger.warn(`close: ${String(err)}`));
     },
   };
-  void podCidrListeners; void networkStatus; // wired below as the services land
-  networkStatus = networkStatus;
   return rt;
 }
