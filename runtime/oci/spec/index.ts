@@ -26,6 +26,7 @@ export type { ContainerSpecInput, HostPropagation, SpecContext, SpecDeps, SpecOp
 export type * from './types.js';
 export { OCI_VERSION } from './types.js';
 export { buildExecProcess } from './process.js';
+export { ociResourcesFromCri } from './resources.js';
 export { hostSpecDeps } from './host.js';
 export { ANNOTATION } from './annotations.js';
 export { DEFAULT_CAPABILITIES, ALL_CAPABILITIES } from './capabilities.js';

@@ -116,3 +116,9 @@ test('mounts: CRI mounts override defaults and pod files, /dev replaces its chil
   const dev = await mounts([{ container_path: '/dev', host_path: '/data' }]);
   t.deepEqual(dev.spec.mounts.filter((m) => m.destination.startsWith('/dev')).map((m) => m.destination), ['/dev']);
 });
+
+test('mounts: trailing slashes are dropped, "/" is refused', async (t) => {
+  const { byDest } = await mounts([{ container_path: '/mnt//x/', host_path: '/data' }]);
+  t.is(byDest('/mnt/x').length, 1);
+  await t.throwsAsync(mounts([{ container_path: '/', host_path: '/data' }]), { instanceOf: InvalidArgumentError, message: /cannot be mounted over/ });
+});

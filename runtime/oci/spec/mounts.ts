@@ -53,6 +53,8 @@ export async function criMount(m: Mount__Output, ctx: SpecContext): Promise<OciM
     throw new InvalidArgumentError(`mount ${dest || '(no container_path)'}: host_path is empty`);
   }
   if (!dest || !isAbsolute(dest)) throw new InvalidArgumentError(`mount container_path ${JSON.stringify(dest)} is not an absolute path`);
+  const destination = normalize(dest).replace(/\/+$/, '');
+  if (!destination) throw new InvalidArgumentError(`mount ${m.host_path}: container_path "/" cannot be mounted over`);
 
   // The kubelet creates hostPath DirectoryOrCreate/FileOrCreate sources itself before
   // CreateContainer; a source that is still missing is the request's mistake.
@@ -83,7 +85,7 @@ export async function criMount(m: Mount__Output, ctx: SpecContext): Promise<OciM
   if (m.uidMappings?.length || m.gidMappings?.length) ctx.warnings.push(`mount ${dest}: id mappings ignored (no user namespaces)`);
   if (prop === 'shared') ctx.hostPropagation.push({ path: source, mode: 'shared' });
   if (prop === 'slave') ctx.hostPropagation.push({ path: source, mode: 'slave' });
-  return { destination: normalize(dest), type: 'bind', source, options };
+  return { destination, type: 'bind', source, options };
 }
 
 export const withMounts: SpecOpt = async (spec, ctx: SpecContext) => {

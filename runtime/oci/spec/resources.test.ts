@@ -3,7 +3,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import type { LinuxContainerResources__Output } from '../../../proto/gen/runtime/v1/LinuxContainerResources.js';
 import type { ContainerSpecInput, SpecDeps } from './context.js';
 import { containerConfig, fakeDeps, specContext, specInput } from './fixtures.js';
-import { withCgroupsPath, withOomScoreAdj, withResources, withSysctls } from './resources.js';
+import { ociResourcesFromCri, withCgroupsPath, withOomScoreAdj, withResources, withSysctls } from './resources.js';
 import { ALL_CAPABILITIES } from './capabilities.js';
 
 async function resources(r: Partial<LinuxContainerResources__Output> | undefined, over: Partial<ContainerSpecInput> = {}, deps: Partial<SpecDeps> = {}) {
@@ -85,4 +85,20 @@ test('resources: default sysctls only for namespaces the pod owns', async (t) =>
   await withSysctls(spec, ctx);
   t.deepEqual(spec.linux.sysctl, { 'net.ipv4.ping_group_range': '0 2147483647' });
   t.regex(ctx.warnings.join(), /vm.swappiness is not namespaced/);
+});
+
+test('resources: ociResourcesFromCri is usable alone (UpdateContainerResources)', (t) => {
+  const warnings: string[] = [];
+  t.deepEqual(ociResourcesFromCri({ cpu_quota: '20000', cpu_period: '100000', memory_limit_in_bytes: '100' }, 'v1', false, warnings), {
+    cpu: { quota: 20000, period: 100000 }, memory: { limit: 100 },
+  });
+  t.deepEqual(ociResourcesFromCri(null, 'v2', true, warnings), {});
+  t.deepEqual(warnings, []);
+});
+
+test('resources: device rules set earlier survive', async (t) => {
+  const { spec, ctx } = specContext(specInput({ config: containerConfig({ command: ['x'] }, {}, { cpu_shares: '2' }) }));
+  spec.linux.resources = { devices: [{ allow: false, access: 'rwm' }] };
+  await withResources(spec, ctx);
+  t.deepEqual(spec.linux.resources, { devices: [{ allow: false, access: 'rwm' }], cpu: { shares: 2 } });
 });

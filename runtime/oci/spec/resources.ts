@@ -10,15 +10,25 @@ import { InvalidArgumentError } from '../../errors.js';
 import type { SpecContext, SpecOpt } from './context.js';
 import { int64 } from './context.js';
 import type { OciResources } from './types.js';
+import type { LinuxContainerResources__Output } from '../../../proto/gen/runtime/v1/LinuxContainerResources.js';
 
 export const withCgroupsPath: SpecOpt = (spec, ctx: SpecContext) => {
   spec.linux.cgroupsPath = ctx.input.cgroupsPath;
 };
 
-export const withResources: SpecOpt = async (spec, ctx: SpecContext) => {
-  const r = ctx.input.config.linux?.resources;
-  const res: OciResources = (spec.linux.resources ??= {});
-  if (!r) return;
+/**
+ * CRI LinuxContainerResources -> OCI linux.resources (without devices). Pure apart from the
+ * answer to "does the memory controller account swap", so UpdateContainerResources can
+ * reuse it for `runtime update --resources`.
+ */
+export function ociResourcesFromCri(
+  r: Partial<LinuxContainerResources__Output> | null | undefined,
+  cgroupMode: 'v2' | 'hybrid' | 'v1',
+  swapAccounting: boolean,
+  warnings: string[],
+): OciResources {
+  const res: OciResources = {};
+  if (!r) return res;
 
   const cpu: NonNullable<OciResources['cpu']> = {};
   const shares = int64(r.cpu_shares);
@@ -36,16 +46,15 @@ export const withResources: SpecOpt = async (spec, ctx: SpecContext) => {
   const swap = int64(r.memory_swap_limit_in_bytes);
   if (limit > 0) memory.limit = limit;
   if (swap !== 0 || limit > 0) {
-    if (await ctx.deps.swapAccounting(ctx.input.cgroupMode)) {
+    if (swapAccounting) {
       // OCI swap is memory+swap, like the CRI field. Without a CRI value the container gets
       // no swap beyond its memory limit (as containerd): swap = limit.
       if (swap > 0 && limit > 0 && swap < limit) {
         throw new InvalidArgumentError(`memory_swap_limit_in_bytes ${swap} is lower than memory_limit_in_bytes ${limit}`);
       }
-      if (swap !== 0) memory.swap = swap;
-      else memory.swap = limit;
+      memory.swap = swap !== 0 ? swap : limit;
     } else if (swap !== 0) {
-      ctx.warnings.push('memory_swap_limit_in_bytes ignored: the memory cgroup does not account swap on this host');
+      warnings.push('memory_swap_limit_in_bytes ignored: the memory cgroup does not account swap on this host');
     }
   }
   if (Object.keys(memory).length) res.memory = memory;
@@ -55,13 +64,21 @@ export const withResources: SpecOpt = async (spec, ctx: SpecContext) => {
 
   const unified = r.unified ?? {};
   if (Object.keys(unified).length) {
-    if (ctx.input.cgroupMode === 'v2') {
+    if (cgroupMode === 'v2') {
       res.unified = { ...unified };
     } else {
       // containerd's behaviour: raw cgroup v2 files mean nothing to v1 controllers.
-      ctx.warnings.push(`unified cgroup settings ignored on a ${ctx.input.cgroupMode} cgroup host: ${Object.keys(unified).join(', ')}`);
+      warnings.push(`unified cgroup settings ignored on a ${cgroupMode} cgroup host: ${Object.keys(unified).join(', ')}`);
     }
   }
+  return res;
+}
+
+export const withResources: SpecOpt = async (spec, ctx: SpecContext) => {
+  const r = ctx.input.config.linux?.resources;
+  const accounting = r ? await ctx.deps.swapAccounting(ctx.input.cgroupMode) : false;
+  // Devices rules (withDevices) live in the same object: keep them.
+  spec.linux.resources = { ...(spec.linux.resources ?? {}), ...ociResourcesFromCri(r, ctx.input.cgroupMode, accounting, ctx.warnings) };
 };
 
 /**
