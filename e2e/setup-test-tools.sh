@@ -3,7 +3,7 @@
 #   - the runtime dependencies (deploy/install-deps.sh when it exists, else the same list here)
 #   - the test packages from Debian (registry, busybox, skopeo, umoci, ...)
 #   - node modules (npm ci, only when node_modules is missing or older than the lock file)
-#   - crictl and critest v1.37.0 built from the Go module proxy into <repo>/.tools/bin (gitignored;
+#   - crictl, critest v1.37.0 (and the ginkgo CLI that `critest -parallel` needs) built from the Go module proxy into <repo>/.tools/bin (gitignored;
 #     skipped when the right version is already there)
 #   - the UML backend of ../shared/tools/run-in-v2.sh when that host facility is present
 # Usage: bash e2e/setup-test-tools.sh        (env: SKIP_APT=1 skips apt-get, SKIP_V2=1 skips UML)
@@ -76,7 +76,7 @@ if ! have_version crictl; then
   echo "$CRI_TOOLS_VERSION" > "$TOOLS_BIN/.crictl.version"
 fi
 
-if ! have_version critest; then
+if ! have_version critest || [ ! -x "$TOOLS_BIN/ginkgo" ]; then
   # critest is a Go test binary (cmd/critest has only _test.go files): build it with `go test -c`
   # from a throwaway module that requires cri-tools at the pinned version.
   log "building critest $CRI_TOOLS_VERSION"
@@ -87,6 +87,8 @@ if ! have_version critest; then
     go mod init corral-critest-build >/dev/null 2>&1
     go get -t "sigs.k8s.io/cri-tools/cmd/critest@$CRI_TOOLS_VERSION" >/dev/null 2>&1
     go test -c -ldflags "$LDFLAGS" -o "$TOOLS_BIN/critest" sigs.k8s.io/cri-tools/cmd/critest
+    # `critest -parallel N` (N > 1) runs itself through the ginkgo CLI: the version critest uses.
+    GOBIN=$TOOLS_BIN go install "github.com/onsi/ginkgo/v2/ginkgo@$(go list -m -f '{{.Version}}' github.com/onsi/ginkgo/v2)"
   )
   echo "$CRI_TOOLS_VERSION" > "$TOOLS_BIN/.critest.version"
   rm -rf "$work"

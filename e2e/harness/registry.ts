@@ -4,11 +4,10 @@
  * with-registry.js and passes it down in CORRAL_E2E_REGISTRY_* variables; a harness started
  * without them (one test file run by hand) starts its own and stops it with itself.
  *
- * Images are built once into <repo>/.tools/images (or $CORRAL_E2E_IMAGES) and rebuilt when the
- * builder's compiled code changes: the builder is reproducible, so its code is the cache key.
+ * Images are built into <repo>/.tools/images (or $CORRAL_E2E_IMAGES); e2e/images/build.js keeps
+ * its own cache, so a build with nothing changed takes well under a second.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO, DIST } from './paths.js';
 import { runOk } from './exec.js';
@@ -25,7 +24,7 @@ export interface RegistryHandle {
 }
 
 /** Upstream registries whose names critest and the tests use; the mirrors send them home. */
-export const MIRRORED_HOSTS = ['registry.k8s.io', 'gcr.io', 'docker.io', 'quay.io', 'public.ecr.aws'];
+export const MIRRORED_HOSTS = ['registry.k8s.io', 'k8s.gcr.io', 'gcr.io', 'docker.io', 'quay.io', 'public.ecr.aws'];
 
 export const ENV_URL = 'CORRAL_E2E_REGISTRY_URL';
 export const ENV_HOST = 'CORRAL_E2E_REGISTRY_HOST';
@@ -48,37 +47,35 @@ export function registryEnv(reg: RegistryHandle): Record<string, string> {
 }
 
 interface RegistryModule {
-  startRegistry(opts?: { variant?: string }): Promise<RegistryHandle>;
+  startRegistry(opts: { variant: string }): Promise<RegistryHandle>;
   pushImages(reg: RegistryHandle, imagesDir: string): Promise<unknown>;
+  MIRRORED_HOSTS?: string[];
 }
 
-async function registryModule(): Promise<RegistryModule> {
-  const file = join(DIST, 'e2e', 'registry', 'index.js');
+/** e2e/registry, loaded only when a harness wants a registry (foundation tests do not). */
+export async function registryModule(): Promise<RegistryModule> {
+  const file = join(DIST, 'e2e', 'registry', 'registry.js');
   if (!existsSync(file)) throw new Error(`the test registry module is missing: ${file} (npm run build)`);
   return (await import(file)) as RegistryModule;
 }
 
-function builderHash(): string {
-  const dir = join(DIST, 'e2e', 'images');
-  const h = createHash('sha256');
-  for (const f of readdirSync(dir).filter((f) => f.endsWith('.js')).sort()) {
-    h.update(f).update(readFileSync(join(dir, f)));
+/** The upstream hosts to mirror: e2e/registry's list when it has one, else ours. */
+export async function mirroredHosts(): Promise<string[]> {
+  try {
+    const hosts = (await registryModule()).MIRRORED_HOSTS;
+    return [...new Set([...(hosts ?? []), ...MIRRORED_HOSTS])];
+  } catch {
+    return MIRRORED_HOSTS;
   }
-  return h.digest('hex');
 }
 
-/** Builds the test images (OCI layouts) unless an up-to-date build is there; returns the dir. */
+/** Builds the test images into <repo>/.tools/images (the builder skips what is up to date). */
 export async function ensureImages(): Promise<string> {
   const dir = process.env.CORRAL_E2E_IMAGES || join(REPO, '.tools', 'images');
   const builder = join(DIST, 'e2e', 'images', 'build.js');
   if (!existsSync(builder)) throw new Error(`the test image builder is missing: ${builder} (npm run build)`);
-  const stamp = join(dir, '.built');
-  const want = builderHash();
-  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return dir;
-  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  await runOk(process.execPath, [builder, dir], { timeoutMs: 15 * 60_000 });
-  writeFileSync(stamp, want);
+  await runOk(process.execPath, [builder, dir, '--quiet'], { timeoutMs: 15 * 60_000 });
   return dir;
 }
 
