@@ -14,7 +14,7 @@ import { createGrpcServer } from './grpc.js';
 import { startMetricsServer } from './metrics-http.js';
 
 /** True when something accepts connections on the unix socket at path. */
-function socketAnswers(path: string, timeoutMs = 1000): Promise<boolean> {
+export function socketAnswers(path: string, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(path);
     const done = (v: boolean) => { s.destroy(); resolve(v); };
