@@ -108,6 +108,9 @@ itest('a pod: reachable IP, hostname, sysctls, shm and cgroup; stop + remove lea
   if (e.cgroups.mode !== 'v2') {
     t.is((await fs.readFile(join(e.cgroups.root, 'memory', cgroupParent, 'memory.limit_in_bytes'), 'utf8')).trim(), String(256 << 20));
     t.is((await fs.readFile(join(e.cgroups.root, 'cpu', cgroupParent, 'cpu.shares'), 'utf8')).trim(), '256');
+  } else {
+    t.is((await fs.readFile(join(e.cgroups.root, cgroupParent, 'memory.max'), 'utf8')).trim(), String(256 << 20));
+    t.is((await fs.readFile(join(e.cgroups.root, cgroupParent, 'cpu.weight'), 'utf8')).trim(), '10');
   }
   const info = JSON.parse(e.svc.status(id, true).info!.info!);
   t.is(info.namespaces.net, v.namespaces.net);

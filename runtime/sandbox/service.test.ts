@@ -106,8 +106,11 @@ test('run: invalid input is refused before anything is created', async (t) => {
   hostNet.linux!.sysctls = { 'net.core.somaxconn': '1024' };
   await t.throwsAsync(svc.run(hostNet), { instanceOf: InvalidArgumentError, message: /net\.core\.somaxconn/ });
   await t.throwsAsync(svc.run(podConfig(), 'nope'), { instanceOf: InvalidArgumentError, message: /runtime handler "nope"/ });
-  t.is(pinner.requests.length, 0);
-  t.is(network.calls.length, 0);
+  await t.throwsAsync(svc.run(podConfig({ hostname: 'x'.repeat(70) })), { instanceOf: InvalidArgumentError, message: /hostname/ });
+  t.regex(await svc.run(podConfig()), /^[0-9a-f]{64}$/, 'a refused request holds no name');
+  await svc.remove(svc.list()[0]!.id as string);
+  t.is(pinner.requests.length, 1);
+  t.is(network.calls.length, 2);
   t.deepEqual(svc.list(), []);
 });
 

@@ -279,8 +279,8 @@ export class SandboxService {
     }
 
     const id = newId();
-    this.names.reserve(name, id);
     const hostname = podHostname(config.hostname, modes, id, this.hostHostname);
+    this.names.reserve(name, id);
     const meta: SandboxMeta = {
       id, name, config, runtimeHandler: handler, createdAt: nowNs(), modes, hostname,
       ...(cgroup ? { cgroup } : {}),
