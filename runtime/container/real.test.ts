@@ -92,6 +92,11 @@ const waitFor = async (cond: () => boolean | Promise<boolean>, ms = 10_000) => {
   return cond();
 };
 
+function diag(id: string, handler: string): string {
+  const b = join(dir, 'lib', 'containers', id);
+  return execFileSync('sh', ['-c', `(ls -la --time-style=full-iso ${b} ${dir}/run/exits; cat ${b}/conmon.stderr; ${handler} --root ${dir}/run/${handler} state ${id}; ps -ef | grep -v grep | grep ${id.slice(0, 12)}; date) 2>&1 || true`]).toString();
+}
+
 const LOG_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) (stdout|stderr) (F|P) /;
 
 for (const handler of ['runc', 'crun']) {
@@ -103,7 +108,7 @@ for (const handler of ['runc', 'crun']) {
     await svc.start(id);
     if (!(await waitFor(() => svc.get(id).state === 'EXITED'))) {
       const b = svc.get(id).bundleDir;
-      t.log(execFileSync('sh', ['-c', `ls -la ${b} ${dir}/run/exits; cat ${b}/conmon.stderr; ${handler} --root ${dir}/run/${handler} state ${id}; ps -ef | grep -v grep | grep ${id.slice(0, 12)}`]).toString());
+      t.log(diag(id, handler));
     }
     t.is(svc.get(id).state, 'EXITED');
     const st = svc.status(id).status;
@@ -130,6 +135,7 @@ rtest('stop: a process ignoring SIGTERM is killed after the timeout', async (t) 
   const t0 = Date.now();
   await svc.stop(id, 1);
   const took = Date.now() - t0;
+  if (took > 8000) t.log(diag(id, 'runc'));
   t.true(took >= 1000, `took ${took} ms`);
   t.true(took < 8000, `took ${took} ms`);
   const st = svc.status(id).status;

@@ -45,3 +45,20 @@ test('an empty file (conmon has not written the code yet) is reported once the c
   w.close();
   await rm(dir, { recursive: true });
 });
+
+test('conmon temp files (<id>.XXXXXX, renamed into place) are ignored', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'exitw-'));
+  const seen: ExitRecord[] = [];
+  const w = new ExitWatcher(dir, (e) => seen.push(e));
+  await w.start();
+  await writeFile(join(dir, 'c2.AB12CD'), '5');
+  await new Promise((r) => setTimeout(r, 50));
+  t.is(seen.length, 0);
+  const { rename } = await import('node:fs/promises');
+  await rename(join(dir, 'c2.AB12CD'), join(dir, 'c2'));
+  t.true(await waitFor(() => seen.length === 1));
+  t.is(seen[0]!.id, 'c2');
+  t.is(seen[0]!.exitCode, 5);
+  w.close();
+  await rm(dir, { recursive: true });
+});

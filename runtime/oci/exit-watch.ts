@@ -4,8 +4,10 @@
  * picks up the exits that happened while corral was down, and `check(id)` lets a waiter
  * look again in case an event was coalesced away.
  *
- * conmon creates the file and then writes the code, so an event may see an empty file;
- * it is reported once the content is there (the write raises a second event).
+ * conmon writes the file with GLib's g_file_set_contents: the code goes into a temp file
+ * "<id>.XXXXXX" that is then renamed to "<id>". Names with a dot are those temp files
+ * (container ids never have one): they are ignored, and must never be touched, or the
+ * rename fails and the exit is lost. An empty file is reported once the code is there.
  */
 import { watch, promises as fs, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
@@ -48,7 +50,7 @@ export class ExitWatcher {
 
   /** Looks at one id's exit file and reports it once. */
   async check(id: string): Promise<ExitRecord | undefined> {
-    if (id.includes('/') || id.startsWith('.')) return undefined;
+    if (!id || id.includes('/') || id.includes('.')) return undefined;
     const rec = await readExitFile(join(this.dir, id), id).catch(() => undefined);
     if (rec && !this.seen.has(id)) {
       this.seen.add(id);
