@@ -16,6 +16,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import type { Logger } from '../util/log.js';
@@ -303,6 +304,14 @@ export class SandboxService {
     const { id, config, modes } = meta;
     const log = this.deps.logger;
     const stack = new CleanupStack(({ step, error }) => log.warn(`pod sandbox ${id}: undoing ${step}: ${errorMessage(error)}`));
+    const t0 = performance.now();
+    const phases: string[] = [];
+    let last = t0;
+    const mark = (phase: string) => {
+      const now = performance.now();
+      phases.push(`${phase} ${(now - last).toFixed(1)}`);
+      last = now;
+    };
     return stack.guard(async () => {
       const runDir = this.runDir(id);
       await fs.mkdir(join(runDir, 'ns'), { recursive: true, mode: 0o711 });
@@ -314,6 +323,7 @@ export class SandboxService {
       };
       await this.store.create(id, meta, status);
       stack.push('state', () => this.store.remove(id));
+      mark('state');
 
       // Namespaces: the uts namespace goes with the network one (a host-network pod keeps
       // the node's hostname, as the kubelet expects).
@@ -337,6 +347,7 @@ export class SandboxService {
         }
         const paths = Object.values(pinned);
         stack.push('namespaces', async () => { for (const p of paths) await this.pinner.unpin(p); });
+        mark('namespaces');
         // Not persisted yet: after a crash, recovery unpins the fixed paths under the run dir.
         status = { ...status, namespaces: { ...pinned } };
       }
@@ -350,6 +361,7 @@ export class SandboxService {
           await applyPodLimits(info, meta.cgroup.path, limits);
           status = { ...status, cgroupCreated: created, resources: { resources: config.linux?.resources ?? null, overhead: config.linux?.overhead ?? null } };
           await this.store.update(id, () => status);
+          mark('cgroup');
         }
       }
 
@@ -369,6 +381,7 @@ export class SandboxService {
           securityContext: config.linux?.security_context ?? null,
         });
         status = { ...status, infraRunning: true, namespaces: { ...status.namespaces, pid: pidNsPath } };
+        mark('infra');
       }
 
       if (modes.network === 'POD') {
@@ -384,6 +397,7 @@ export class SandboxService {
             ...(dns ? { dns: { servers: dns.servers ?? [], searches: dns.searches ?? [], options: dns.options ?? [] } } : {}),
           });
           status = { ...status, networkUp: true, ips: sortIps(res.ips), cniResult: res.result };
+          mark('network');
         } else {
           log.warn(`pod sandbox ${id}: no pod network configured; the pod has only a loopback device`);
         }
@@ -396,18 +410,21 @@ export class SandboxService {
         hostNetwork: modes.network === 'NODE',
         dns: config.dns_config,
       });
+      mark('files');
 
       if (modes.ipc === 'POD') {
         const shm = join(runDir, 'shm');
         await fs.mkdir(shm, { recursive: true, mode: 0o755 });
         this.deps.syscalls.mount('shm', shm, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${this.deps.config.pod.shm_size}`);
         stack.push('shm', () => this.umountShm(shm));
+        mark('shm');
         status = { ...status, shm, shmMounted: true };
       }
 
       status = { ...status, state: 'READY', creating: false };
       await this.store.update(id, () => status);
-      log.debug(`pod sandbox ${id} (${meta.name}) is ready`);
+      mark('persist');
+      log.debug(`pod sandbox ${id} (${meta.name}) is ready in ${(performance.now() - t0).toFixed(1)} ms (${phases.join(', ')})`);
       return id;
     });
   }
