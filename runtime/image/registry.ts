@@ -222,7 +222,7 @@ export class RegistryClient {
         this.logger.debug(`pull ${ref}: ${ep.mirror ? 'mirror' : 'registry'} ${ep.origin}/${ep.prefix}: ${errorMessage(err)}`);
       }
     }
-    throw summarise(ref, errors);
+    throw summarise(ref, errors, (ep) => this.describe(ep));
   }
 
   async manifestFrom(ep: Endpoint, repo: string, refOrDigest: string, creds: Credentials, signal: AbortSignal): Promise<FetchedManifest> {
@@ -277,11 +277,12 @@ function credsKey(c: Credentials): string {
 }
 
 /** One error for a failed manifest lookup over all endpoints: auth beats not-found beats unavailable. */
-function summarise(ref: string, errors: Array<{ ep: Endpoint; err: unknown }>): Error {
-  const lines = errors.map(({ ep, err }) => `${ep.mirror ? 'mirror ' : ''}${ep.origin}${ep.prefix ? '/' + ep.prefix : ''}: ${errorMessage(err)}`).join('; ');
+function summarise(ref: string, errors: Array<{ ep: Endpoint; err: unknown }>, describe: (ep: Endpoint) => string): Error {
+  const only = errors.length === 1;
+  const lines = errors.map(({ ep, err }) => `${ep.mirror ? 'mirror ' : ''}${describe(ep)}: ${errorMessage(err)}`).join('; ');
   const upstream = errors.find((e) => !e.ep.mirror)?.err;
   const auth = errors.find((e) => e.err instanceof UnauthenticatedError)?.err as UnauthenticatedError | undefined;
-  if (auth) return new UnauthenticatedError(`${auth.message} (pulling ${ref}; ${lines})`);
+  if (auth) return new UnauthenticatedError(only ? `${auth.message} (pulling ${ref})` : `${auth.message} (pulling ${ref}; ${lines})`);
   const notFound = errors.every((e) => e.err instanceof HttpStatusError && e.err.status === 404);
   if (notFound) return new NotFoundError(`image "${ref}" not found: ${lines}`);
   if (upstream instanceof RuntimeError && upstream.kind !== 'Internal') return new RuntimeError(upstream.kind, `pulling ${ref}: ${lines}`);
