@@ -75,7 +75,7 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   const defaultHandler = ociRuntimes.defaultHandler;
 
   // ---- pod network (runtime/network) ----
-  const network = await NetworkManager.create({ config, logger });
+  const network = await NetworkManager.create({ config, logger, cniErrors: metrics.cniErrors });
   podCidrListeners.push((cidr) => network.setPodCidr(cidr));
   networkStatus = () => network.status();
 

@@ -129,10 +129,13 @@ test('a plugin error comes back with its CNI code, msg and details, and ADD is u
   t.deepEqual(await fs.readdir(join(s.config.cni.cache_dir, 'results')), []);
 });
 
-test('a plugin without a CNI error object reports its stderr and exit status', async (t) => {
+test('a plugin without a CNI error object reports its stderr and exit status; failures are counted', async (t) => {
   const s = await setup({ plugins: { a: { stderr: 'boom: something broke', failOn: 'ADD' }, b: {} } });
-  const err = await t.throwsAsync(s.mgr.setUpPod(setUpReq()));
+  const counted: string[] = [];
+  const mgr = await NetworkManager.create({ config: s.config, logger: silentLogger(), cniErrors: { inc: (l) => counted.push(l.command) } });
+  const err = await t.throwsAsync(mgr.setUpPod(setUpReq()));
   t.regex(err!.message, /plugin type="a" name="testnet" failed \(add\): exit status 2: boom: something broke/);
+  t.deepEqual(counted, ['add']);
 });
 
 test('a failing DEL keeps the record so the next teardown retries', async (t) => {

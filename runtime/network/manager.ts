@@ -95,6 +95,8 @@ export interface NetworkManagerDeps {
   pluginTimeoutMs?: number;
   /** Route table used to pick the default subnet (tests inject one). */
   routeFile?: string;
+  /** Counts failed plugin invocations (runtime/metrics.ts' cniErrors). */
+  cniErrors?: { inc(labels: { command: string }): void };
 }
 
 export class NetworkManager {
@@ -320,7 +322,7 @@ export class NetworkManager {
     if (prevResult !== undefined) stdin.prevResult = prevResult;
     const rc = runtimeConfigFor(plugin, a.caps);
     if (rc) stdin.runtimeConfig = rc;
-    return execPlugin({
+    const p = execPlugin({
       path,
       plugin: plugin.type,
       network: a.conf.name,
@@ -334,6 +336,8 @@ export class NetworkManager {
       timeoutMs: this.timeoutMs,
       ...(signal ? { signal } : {}),
     });
+    p.catch(() => this.deps.cniErrors?.inc({ command: command.toLowerCase() }));
+    return p;
   }
 
   private recordPath(id: string): string {
