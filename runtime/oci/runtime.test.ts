@@ -30,7 +30,7 @@ test('state of an unknown container is undefined; kill/delete of one are not err
   await rm(dir, { recursive: true });
 });
 
-test('update passes the resources as JSON on stdin', async (t) => {
+test('update passes the resources as a JSON file', async (t) => {
   const { dir, rt, root } = await setup();
   await rt.update('c1', { cpu: { shares: 512 } });
   t.deepEqual(JSON.parse(await readFile(join(root, 'c1.resources.json'), 'utf8')), { cpu: { shares: 512 } });

@@ -14,6 +14,7 @@
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import type { Config, RuntimeHandlerConfig } from '../config.js';
 import type { CgroupInfo } from '../cgroups/detect.js';
 import type { Logger } from '../util/log.js';
@@ -121,9 +122,20 @@ export class OciRuntime {
   }
 
   /** Applies OCI linux.resources (JSON) to a live container. */
+  /**
+   * Applies OCI linux.resources (JSON) to a live container. Through a file, not stdin: crun
+   * opens /dev/stdin, which fails (ENXIO) when stdin is the socket Node gives a child.
+   */
   async update(id: string, resources: unknown): Promise<void> {
-    const r = await this.run(['update', '--resources', '-', id], { input: JSON.stringify(resources), timeoutMs: 30_000 });
-    if (r.code !== 0) this.fail('update', id, r);
+    const dir = await fs.mkdtemp(join(tmpdir(), 'corral-update-'));
+    try {
+      const file = join(dir, 'resources.json');
+      await fs.writeFile(file, JSON.stringify(resources), { mode: 0o600 });
+      const r = await this.run(['update', '--resources', file, id], { timeoutMs: 30_000 });
+      if (r.code !== 0) this.fail('update', id, r);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   }
 
   /** argv of `exec` for a process.json; the caller spawns it to stream its stdio. */

@@ -71,7 +71,7 @@ switch (cmd) {
     break;
   }
   case 'update': {
-    const input = fs.readFileSync(0, 'utf8');
+    const input = fs.readFileSync(flags['--resources'] === '-' ? 0 : flags['--resources'], 'utf8');
     fs.writeFileSync(path.join(root, id + '.resources.json'), input);
     break;
   }
