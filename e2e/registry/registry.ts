@@ -20,7 +20,8 @@
  *
  * Variants: plain = HTTP, no auth; tls = HTTPS with a CA made by openssl for this run;
  * basic = htpasswd (bcrypt, via apache2-utils' htpasswd); token = distribution's auth.token with
- * the in-process token server of token-server.ts (ES256 JWTs, signer trusted via rootcertbundle).
+ * the token server of token-server.ts in a child node process (ES256 JWTs, signer trusted via
+ * rootcertbundle); reg.tokenServer.requests lists the token requests it answered.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { promises as fs, openSync, closeSync, readFileSync } from 'node:fs';
@@ -29,7 +30,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { RegistryClient, rawRequest } from './client.js';
 import { makeCA, makeServerCert, makeTokenSigner } from './pki.js';
-import { startTokenServer, type TokenServer } from './token-server.js';
+import { spawnTokenServer, type TokenServer } from './token-server.js';
 import { loadImages, localRepo, type BuiltImage, type ImagesManifest } from '../images/manifest.js';
 import { BlobStore, MT, type Descriptor } from '../images/oci.js';
 
@@ -180,9 +181,10 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
     let token: { realm: string; bundle: string } | undefined;
     if (variant === 'token') {
       const signer = makeTokenSigner(dir);
-      tokenServer = await startTokenServer({
-        signer, service: TOKEN_SERVICE, issuer: TOKEN_ISSUER, users, anonymousPull: opts.anonymousPull,
-      });
+      tokenServer = await spawnTokenServer({
+        signer: { keyPem: signer.keyPem, certB64: signer.certB64 }, service: TOKEN_SERVICE, issuer: TOKEN_ISSUER,
+        users, anonymousPull: opts.anonymousPull,
+      }, dir);
       token = { realm: tokenServer.realm, bundle: signer.certFile };
     }
 

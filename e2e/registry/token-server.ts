@@ -14,10 +14,19 @@
  * "pull" is granted, and only when anonymousPull is set; a wrong password is 401. Tokens are ES256
  * JWTs with the signing certificate in x5c. Every request is recorded in `requests` so tests can
  * check that a client really went through the token flow.
+ *
+ * spawnTokenServer(opts, dir) runs the same server in a child node process (what registry.ts
+ * uses): a harness that blocks its event loop (execFileSync of crictl...) must not stall the
+ * daemon's token fetches. `requests` is then read from a JSON-lines file the child appends to.
+ * As a program: node dist/e2e/registry/token-server.js CONFIG.json  (prints {"port":N} when ready).
  */
 import { createSign, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { TokenSigner } from './pki.js';
 
 export interface TokenServerOptions {
@@ -35,7 +44,9 @@ export interface TokenRequestLog { method: string; user?: string; scopes: string
 export interface TokenServer {
   realm: string;
   port: number;
-  requests: TokenRequestLog[];
+  /** Child process id (spawnTokenServer only). */
+  pid?: number;
+  readonly requests: TokenRequestLog[];
   stop(): Promise<void>;
 }
 
@@ -71,7 +82,8 @@ function basicUser(header: string | undefined): { user: string; pass: string } |
   return i < 0 ? undefined : { user: text.slice(0, i), pass: text.slice(i + 1) };
 }
 
-export async function startTokenServer(opts: TokenServerOptions): Promise<TokenServer> {
+/** Runs the token server in this process. */
+export async function startTokenServer(opts: TokenServerOptions, onRequest?: (r: TokenRequestLog) => void): Promise<TokenServer> {
   const requests: TokenRequestLog[] = [];
   const refreshTokens = new Map<string, string>();
 
@@ -86,7 +98,9 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const reply = (status: number, body: unknown, user?: string, scopes: string[] = []): void => {
-        requests.push({ method: req.method ?? '', user, scopes, status });
+        const entry = { method: req.method ?? '', user, scopes, status };
+        requests.push(entry);
+        onRequest?.(entry);
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(body));
       };
@@ -145,4 +159,52 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
       server.close(() => resolve());
     }),
   };
+}
+
+/** Runs the token server in a child node process; its request log lives in dir. */
+export async function spawnTokenServer(opts: TokenServerOptions, dir: string): Promise<TokenServer> {
+  const configFile = path.join(dir, 'token-server.json');
+  const logFile = path.join(dir, 'token-requests.jsonl');
+  writeFileSync(configFile, JSON.stringify({ ...opts, logFile }), { mode: 0o600 });
+  writeFileSync(logFile, '');
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('token server did not start in 10 s')); }, 10_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = out.match(/\{"port":(\d+)\}/);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`token server exited ${code}`)); });
+    child.once('error', reject);
+  });
+  child.stdout!.resume();
+  return {
+    realm: `http://127.0.0.1:${port}/token`,
+    port,
+    pid: child.pid,
+    get requests(): TokenRequestLog[] {
+      return readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as TokenRequestLog);
+    },
+    stop: () => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    }),
+  };
+}
+
+async function main(configFile: string): Promise<void> {
+  const cfg = JSON.parse(readFileSync(configFile, 'utf8')) as TokenServerOptions & { logFile: string };
+  const ts = await startTokenServer(cfg, (r) => appendFileSync(cfg.logFile, JSON.stringify(r) + '\n'));
+  process.on('SIGTERM', () => { void ts.stop().then(() => process.exit(0)); });
+  process.stdout.write(JSON.stringify({ port: ts.port }) + '\n');
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main(process.argv[2] ?? '').catch((err: unknown) => {
+    process.stderr.write(`token server: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
 }
