@@ -121,6 +121,18 @@ test.serial('crictl statsp: pod cpu and memory summed from its containers, netwo
   t.true(n(after.linux.network?.defaultInterface?.rxBytes) >= n(before.linux.network?.defaultInterface?.rxBytes) + 3000, 'rx grows by the pings');
   t.true(n(after.linux.network?.defaultInterface?.txBytes) >= n(before.linux.network?.defaultInterface?.txBytes) + 3000, 'tx grows by the replies');
 
+  // The same numbers as cAdvisor-style metrics.
+  const descs = await h.crictlJson<{ descriptors: Array<{ name: string; labelKeys: string[] }> }>(['metricdescs', '-o', 'json']);
+  const names = new Set(descs.descriptors.map((d) => d.name));
+  for (const m of ['container_cpu_usage_seconds_total', 'container_memory_working_set_bytes', 'container_network_receive_bytes_total', 'container_fs_usage_bytes']) t.true(names.has(m), m);
+  const metrics = await h.crictlJson<{ podMetrics: Array<{ podSandboxId: string; metrics: Array<{ name: string; labelValues: string[]; value: Val }>; containerMetrics: Array<{ containerId: string; metrics: Array<{ name: string; value: Val }> }> }> }>(['metricsp', '-o', 'json']);
+  const pm = metrics.podMetrics.find((p) => p.podSandboxId === pod)!;
+  t.truthy(pm);
+  const rx = pm.metrics.find((m) => m.name === 'container_network_receive_bytes_total' && m.labelValues.includes('eth0'));
+  t.true(n(rx?.value) >= n(after.linux.network?.defaultInterface?.rxBytes));
+  const cm = pm.containerMetrics.find((c) => c.containerId === ctr)!;
+  t.true(n(cm.metrics.find((m) => m.name === 'container_memory_working_set_bytes')?.value) > 0);
+
   await h.crictlOk(['stop', '-t', '1', ctr]);
   await h.crictlOk(['rm', ctr]);
   await h.crictlOk(['stopp', pod]);

@@ -111,3 +111,30 @@ test('cgroupPathOf: cgroupfs paths and systemd slice:prefix:name', (t) => {
   t.is(cgroupPathOf('kubepods-besteffort-pod1.slice:corral:abc', 'systemd'), '/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/corral-abc.scope');
   t.is(cgroupPathOf('system.slice:corral:abc', 'systemd'), '/system.slice/corral-abc.scope');
 });
+
+test('metrics: every sample names a descriptor and carries its label values, cAdvisor names', async (t) => {
+  const { svc } = setup({ podCgroup: '/kubepods/pod1/ctr1' });
+  const descs = svc.listMetricDescriptors();
+  const byName = new Map(descs.map((d) => [d.name, d]));
+  t.is(byName.size, descs.length, 'names are unique');
+  t.deepEqual(byName.get('container_cpu_usage_seconds_total')?.label_keys, ['container', 'id', 'image', 'name', 'namespace', 'pod', 'cpu']);
+  const [pm] = await svc.listPodSandboxMetrics();
+  t.is(pm?.pod_sandbox_id, 'p1');
+  const samples = [...(pm?.metrics ?? []), ...(pm?.container_metrics ?? []).flatMap((c) => c.metrics ?? [])];
+  for (const m of samples) {
+    const d = byName.get(m.name!);
+    t.truthy(d, m.name);
+    t.is(m.label_values?.length, d?.label_keys?.length, m.name);
+  }
+  t.deepEqual(pm?.container_metrics?.map((c) => c.container_id), ['c1', 'c2']);
+  const c1 = pm!.container_metrics![0]!.metrics!;
+  const ws = c1.find((m) => m.name === 'container_memory_working_set_bytes')!;
+  t.deepEqual(ws.label_values, ['c1', '/kubepods/pod1/ctr1', '', 'k8s_c1', 'default', 'p1']);
+  t.deepEqual(ws.value, { value: String(8859648 - 122880) });
+  t.is(ws.metric_type, 'GAUGE');
+  t.is(c1.find((m) => m.name === 'container_cpu_usage_seconds_total')?.metric_type, 'COUNTER');
+  t.deepEqual(c1.find((m) => m.name === 'container_fs_usage_bytes')?.value, { value: '8192' });
+  const rx = pm!.metrics!.filter((m) => m.name === 'container_network_receive_bytes_total');
+  t.deepEqual(rx.map((m) => [m.label_values?.[6], m.value?.value]), [['eth0', '1500']]);
+  t.true(pm!.metrics!.some((m) => m.name === 'container_processes'));
+});

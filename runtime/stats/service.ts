@@ -20,6 +20,9 @@ import type { PodSandboxFilter__Output } from '../../proto/gen/runtime/v1/PodSan
 import type { PodSandboxStats } from '../../proto/gen/runtime/v1/PodSandboxStats.js';
 import type { PodSandboxStatsFilter__Output } from '../../proto/gen/runtime/v1/PodSandboxStatsFilter.js';
 import type { PsiStats } from '../../proto/gen/runtime/v1/PsiStats.js';
+import type { PodSandboxMetrics } from '../../proto/gen/runtime/v1/PodSandboxMetrics.js';
+import type { MetricDescriptor } from '../../proto/gen/runtime/v1/MetricDescriptor.js';
+import { cgroupMetrics, metricDescriptors, networkMetrics, type BaseLabels } from './metrics.js';
 import type { CgroupInfo } from '../cgroups/detect.js';
 import { expandSlice } from '../cgroups/paths.js';
 import { CgroupStatsReader, CpuRateTracker, type CgroupStats, type Psi } from '../cgroups/stats.js';
@@ -145,6 +148,54 @@ export class StatsService {
     }));
     this.forgetGone();
     return out.filter((s): s is PodSandboxStats => s !== undefined);
+  }
+
+  listMetricDescriptors(): MetricDescriptor[] {
+    return metricDescriptors();
+  }
+
+  /** ListPodSandboxMetrics: cAdvisor-style samples per READY pod and its live containers. */
+  async listPodSandboxMetrics(): Promise<PodSandboxMetrics[]> {
+    const pods = this.deps.sandboxes.list({ id: '', state: { state: 'SANDBOX_READY' }, label_selector: {} } as PodSandboxFilter__Output);
+    const all = this.deps.containers.listViews().filter((c) => c.state === 'RUNNING' || c.state === 'CREATED');
+    const out = await Promise.all(pods.map(async (p) => {
+      const pod = this.deps.sandboxes.find(p.id!);
+      if (!pod) return undefined;
+      const md = pod.config.metadata;
+      const podLabels: BaseLabels = { container: '', id: pod.cgroupPath, image: '', name: '', namespace: md?.namespace ?? '', pod: md?.name ?? '' };
+      const [own, ifs, containers] = await Promise.all([
+        pod.cgroupPath ? this.reader.read(pod.cgroupPath).catch(() => undefined) : Promise.resolve(undefined),
+        pod.namespaces.net ? this.deps.netns.read(pod.namespaces.net).catch(() => []) : Promise.resolve([]),
+        Promise.all(all.filter((c) => c.podId === pod.id).map(async (c) => {
+          const path = this.containerCgroup(c) ?? '';
+          const [raw, layer] = await Promise.all([
+            path ? this.reader.read(path).catch(() => undefined) : Promise.resolve(undefined),
+            this.layerUsage(c.id).catch(() => undefined),
+          ]);
+          const labels: BaseLabels = {
+            container: c.metadata.name,
+            id: path,
+            image: c.spec?.annotations?.['io.kubernetes.cri.image-name'] || c.imageId || '',
+            name: c.name,
+            namespace: podLabels.namespace,
+            pod: podLabels.pod,
+          };
+          return {
+            container_id: c.id,
+            metrics: cgroupMetrics(labels, raw, {
+              ...(layer ? { layer: { bytes: layer.bytes, inodes: layer.inodes, device: layer.mountpoint } } : {}),
+              ...(c.startedAt && c.startedAt !== '0' ? { startedAtNs: BigInt(c.startedAt) } : {}),
+            }),
+          };
+        })),
+      ]);
+      return {
+        pod_sandbox_id: pod.id,
+        metrics: [...(own ? cgroupMetrics(podLabels, own) : []), ...networkMetrics(podLabels, ifs)],
+        container_metrics: containers,
+      };
+    }));
+    return out.filter((x): x is NonNullable<typeof x> => x !== undefined);
   }
 
   /** The cgroup path of a container: its OCI spec's cgroupsPath, the one the OCI runtime used. */

@@ -7,6 +7,9 @@ import { podSandboxStats } from './pod-sandbox-stats.js';
 import { listPodSandboxStats } from './pod-sandbox-stats-list.js';
 import { streamPodSandboxStats } from './pod-sandbox-stats-stream.js';
 import { getContainerEvents } from './container-events.js';
+import { listMetricDescriptors } from './metric-descriptors-list.js';
+import { listPodSandboxMetrics } from './pod-sandbox-metrics-list.js';
+import { streamPodSandboxMetrics } from './pod-sandbox-metrics-stream.js';
 
 export const statsHandlers: HandlerTable = {
   unary: {
@@ -14,10 +17,13 @@ export const statsHandlers: HandlerTable = {
     ListContainerStats: listContainerStats,
     PodSandboxStats: podSandboxStats,
     ListPodSandboxStats: listPodSandboxStats,
+    ListMetricDescriptors: listMetricDescriptors,
+    ListPodSandboxMetrics: listPodSandboxMetrics,
   },
   stream: {
     StreamContainerStats: streamContainerStats,
     StreamPodSandboxStats: streamPodSandboxStats,
     GetContainerEvents: getContainerEvents,
+    StreamPodSandboxMetrics: streamPodSandboxMetrics,
   },
 };
