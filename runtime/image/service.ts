@@ -10,6 +10,7 @@
  * unpack per diff id, and a pull of an image already complete only resolves its manifest.
  */
 import { promises as fs, watch, type FSWatcher } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, posix } from 'node:path';
 import type { Config } from '../config.js';
 import {
@@ -23,6 +24,7 @@ import type { Logger } from '../util/log.js';
 import { credentialsFrom, type AuthConfig, type Credentials } from './auth.js';
 import { ContentStore } from './content.js';
 import { unpackBlob } from './layer.js';
+import { UnpackPool } from './unpack-pool.js';
 import { hostPlatform, selectPlatform, type Platform, type PlatformDescriptor } from './platform.js';
 import { formatReference, parseReference, repoName, tagRef, tryParseReference, type Reference } from './reference.js';
 import { MEDIA, RegistryClient, sha256, type Endpoint } from './registry.js';
@@ -130,6 +132,8 @@ export class ImageService {
     private readonly registry: RegistryClient,
     private readonly fsops: FsOps,
     platform: Platform,
+    /** Worker threads for unpacking; absent when the caller injected its own FsOps (tests). */
+    private readonly pool: UnpackPool | undefined,
   ) {
     this.downloads = new Semaphore(Math.max(1, config.pull.max_concurrent_downloads));
     this.platform = platform;
@@ -146,7 +150,8 @@ export class ImageService {
     await fs.rm(join(root, 'tmp'), { recursive: true, force: true });
     await images.load();
     await snapshots.load();
-    const svc = new ImageService(deps.config, deps.logger, content, images, snapshots, new RegistryClient(deps.config, deps.logger), ops, deps.platform ?? hostPlatform());
+    const svc = new ImageService(deps.config, deps.logger, content, images, snapshots, new RegistryClient(deps.config, deps.logger), ops, deps.platform ?? hostPlatform(),
+      deps.fsops ? undefined : new UnpackPool(Math.max(1, Math.min(deps.config.pull.max_concurrent_downloads, availableParallelism()))));
     svc.watchStore();
     return svc;
   }
@@ -412,7 +417,10 @@ export class ImageService {
         const results = await Promise.allSettled(layers.map((l, i) => this.snapshots.ensure(diffIds[i]!, (dir) =>
           this.downloads.run(() => {
             if (signal.aborted) throw abortError(signal);
-            return unpackBlob(dir, c.openLayer(l, signal), l.digest, diffIds[i]!, this.fsops);
+            const src = c.openLayer(l, signal);
+            return this.pool
+              ? this.pool.unpack(dir, src, l.digest, diffIds[i]!, signal)
+              : unpackBlob(dir, src, l.digest, diffIds[i]!, this.fsops);
           })).catch((err) => {
           if (!stop.signal.aborted) stop.abort(err);
           throw err;
@@ -582,6 +590,7 @@ export class ImageService {
 
   async close(): Promise<void> {
     this.watcher?.close();
+    await this.pool?.close();
     if (this.reloadTimer) clearTimeout(this.reloadTimer);
     for (const p of this.pulls.values()) p.controller.abort(new CancelledError('image service closing'));
   }

@@ -1,0 +1,128 @@
+/**
+ * Runs layer unpacking (digest checks, decompression, tar extraction, file writes) on worker
+ * threads. The main thread only reads the network and forwards bytes, so parallel layers use
+ * every core instead of queueing behind each other and behind RPC handling on one thread.
+ *
+ * Flow control: at most MAX_INFLIGHT bytes are sent ahead of what the worker has consumed.
+ * Workers are started on demand, reused, and stopped after IDLE_MS without work.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { CancelledError, RuntimeError, type ErrorKind } from '../errors.js';
+import type { UnpackStats } from '../snapshot/unpack.js';
+
+const MAX_INFLIGHT = 8 << 20;
+const IDLE_MS = 30_000;
+
+interface Slot {
+  worker: Worker;
+  busy: boolean;
+  idleTimer?: NodeJS.Timeout;
+}
+
+export class UnpackPool {
+  private readonly slots: Slot[] = [];
+  private nextJob = 1;
+  private closed = false;
+
+  constructor(private readonly max = Math.max(1, availableParallelism())) {}
+
+  private acquire(): Slot {
+    let slot = this.slots.find((s) => !s.busy);
+    if (!slot) {
+      const worker = new Worker(new URL('./unpack-worker.js', import.meta.url));
+      worker.unref();
+      slot = { worker, busy: false };
+      this.slots.push(slot);
+      const s = slot;
+      worker.on('error', () => this.drop(s));
+      worker.on('exit', () => this.drop(s));
+    }
+    if (slot.idleTimer) clearTimeout(slot.idleTimer);
+    slot.busy = true;
+    return slot;
+  }
+
+  private release(slot: Slot): void {
+    slot.busy = false;
+    // More workers than cores only help while many layers are in flight.
+    if (this.closed || this.slots.filter((s) => !s.busy).length > this.max) {
+      void slot.worker.terminate();
+      return;
+    }
+    slot.idleTimer = setTimeout(() => void slot.worker.terminate(), IDLE_MS);
+    slot.idleTimer.unref();
+  }
+
+  private drop(slot: Slot): void {
+    const i = this.slots.indexOf(slot);
+    if (i !== -1) this.slots.splice(i, 1);
+  }
+
+  /** Unpacks the compressed stream src into dir on a worker; rejects with the worker's error kind. */
+  async unpack(dir: string, src: AsyncIterable<Buffer>, blobDigest: string | undefined, diffId: string, signal: AbortSignal): Promise<UnpackStats> {
+    if (this.closed) throw new CancelledError('image service closing');
+    const slot = this.acquire();
+    const job = this.nextJob++;
+    const w = slot.worker;
+    let inflight = 0;
+    let wake: (() => void) | undefined;
+    let finished = false;
+    let crashed: Error | undefined;
+    const result = new Promise<UnpackStats>((resolve, reject) => {
+      const onMessage = (m: { t: string; job: number; bytes?: number; stats?: UnpackStats; kind?: ErrorKind; message?: string }) => {
+        if (m.job !== job) return;
+        if (m.t === 'ack') {
+          inflight -= m.bytes!;
+          if (inflight < MAX_INFLIGHT) wake?.();
+          return;
+        }
+        cleanup();
+        if (m.t === 'done') resolve(m.stats!);
+        else reject(new RuntimeError(m.kind ?? 'Internal', m.message ?? 'unpack failed'));
+      };
+      const onExit = () => {
+        cleanup();
+        crashed = new RuntimeError('Internal', 'unpack worker exited unexpectedly');
+        reject(crashed);
+      };
+      const cleanup = () => {
+        finished = true;
+        w.off('message', onMessage);
+        w.off('exit', onExit);
+        wake?.();
+      };
+      w.on('message', onMessage);
+      w.on('exit', onExit);
+    });
+    result.catch(() => undefined);
+    w.postMessage({ t: 'start', job, dir, blobDigest: blobDigest ?? '', diffId });
+    try {
+      for await (const chunk of src) {
+        if (finished) break;
+        w.postMessage({ t: 'data', job, chunk });
+        inflight += chunk.length;
+        while (inflight >= MAX_INFLIGHT && !finished) await new Promise<void>((r) => { wake = r; });
+        wake = undefined;
+      }
+      if (!finished) w.postMessage({ t: 'end', job });
+    } catch (err) {
+      // The source failed (network, cancel): stop the worker's job, then report the source error.
+      if (!finished) w.postMessage({ t: 'abort', job });
+      await result.catch(() => undefined);
+      if (!crashed) this.release(slot);
+      if (signal.aborted && signal.reason instanceof RuntimeError) throw signal.reason;
+      throw err;
+    }
+    try {
+      return await result;
+    } finally {
+      if (!crashed) this.release(slot);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.slots.filter((s) => !s.busy).map((s) => s.worker.terminate()));
+  }
+}
