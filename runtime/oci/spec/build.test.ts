@@ -1,6 +1,6 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
-import { copyFile, link, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { copyFile, link, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -126,6 +126,66 @@ rootTest('runc runs the generated spec: privileged', async (t) => {
   t.regex(out, /timer_list=[1-9]\d* firmware=[1-9]/, 'nothing masked');
 });
 
+/**
+ * critest's mount propagation specs with the generated spec under runc: a host mount made
+ * under an rshared source shows up in the container for HOST_TO_CONTAINER and
+ * BIDIRECTIONAL, and a mount made in the container shows up on the host only for
+ * BIDIRECTIONAL.
+ */
+for (const [prop, backToHost] of [['PROPAGATION_HOST_TO_CONTAINER', false], ['PROPAGATION_BIDIRECTIONAL', true], ['PROPAGATION_PRIVATE', false]] as const) {
+  rootTest(`runc: mount propagation ${prop}`, async (t) => {
+    const dir = await busyboxRootfs();
+    for (const applet of ['mount', 'mkdir', 'sleep']) await link(join(dir, 'rootfs/bin/busybox'), join(dir, 'rootfs/bin', applet));
+    const id = `corral-spectest-prop-${prop.length}-${process.pid}`;
+    const stateRoot = join(dir, 'runc-state');
+    const src = join(dir, 'mnt');
+    const srcDir = join(dir, 'propagationSrcDir');
+    const mounted: string[] = [];
+    const sh = (cmd: string, ...args: string[]) => run(cmd, args);
+    try {
+      await mkdir(join(src, 'propagationMnt'), { recursive: true });
+      await mkdir(srcDir, { recursive: true });
+      await writeFile(join(srcDir, 'flagFile'), '');
+      await sh('mount', '--bind', src, src);
+      mounted.push(src);
+      await sh('mount', prop === 'PROPAGATION_PRIVATE' ? '--make-rprivate' : '--make-rshared', src);
+      const cg = await detectCgroups('cgroupfs');
+      const base = specInput();
+      const r = await buildContainerSpec({
+        ...base, containerId: id, rootfs: join(dir, 'rootfs'),
+        config: containerConfig({ command: ['/bin/sleep', '60'], mounts: [mountDefaults({ container_path: '/vol', host_path: src, propagation: prop })] }, { privileged: true }),
+        sandbox: { ...base.sandbox, namespaces: {}, files: {} }, cgroupsPath: `/${id}`, cgroupMode: cg.mode, hostCaps: undefined,
+      }, hostSpecDeps());
+      t.deepEqual(r.hostPropagation, prop === 'PROPAGATION_PRIVATE' ? [] : [{ path: src, mode: prop === 'PROPAGATION_BIDIRECTIONAL' ? 'shared' : 'slave' }]);
+      await writeFile(join(dir, 'config.json'), JSON.stringify(r.spec));
+      // The detached container keeps its stdio: give it a file, not a pipe someone waits on.
+      const out = await open(join(dir, 'out.log'), 'w');
+      try {
+        const child = spawn(RUNC, ['--root', stateRoot, 'run', '--detach', '--bundle', dir, id], { stdio: ['ignore', out.fd, out.fd] });
+        const code = await new Promise<number | null>((res) => child.on('exit', res));
+        t.is(code, 0, await readFile(join(dir, 'out.log'), 'utf8'));
+      } finally {
+        await out.close();
+      }
+
+      await sh('mount', '--bind', srcDir, join(src, 'propagationMnt'));
+      mounted.unshift(join(src, 'propagationMnt'));
+      const seen = (await sh(RUNC, '--root', stateRoot, 'exec', id, 'ls', '-A', '/vol/propagationMnt')).stdout;
+      t.is(seen.trim(), prop === 'PROPAGATION_PRIVATE' ? '' : 'flagFile', 'host -> container');
+
+      await sh(RUNC, '--root', stateRoot, 'exec', id, 'sh', '-c', 'mkdir -p /vol/containerMntPoint && mount --bind /etc /vol/containerMntPoint');
+      const back = await readdir(join(src, 'containerMntPoint'));
+      if (backToHost) mounted.unshift(join(src, 'containerMntPoint'));
+      t.is(back.length > 0, backToHost, 'container -> host');
+    } finally {
+      await run(RUNC, ['--root', stateRoot, 'delete', '--force', id]).catch(() => undefined);
+      for (const m of mounted) await run('umount', ['-l', m]).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+// Declared last: serial tests run in declaration order.
 rootTest('runc leaves no cgroup behind', async (t) => {
   const cg = await detectCgroups('cgroupfs');
   const dirs = cg.mode === 'v2' ? [cg.root] : cg.controllers.map((c) => join(cg.root, c));

@@ -81,7 +81,7 @@ export async function criMount(m: Mount__Output, ctx: SpecContext): Promise<OciM
     if (!ALLOWED_MOUNT_OPTIONS.has(o)) throw new InvalidArgumentError(`mount ${dest}: mount option ${JSON.stringify(o)} is not supported`);
     if (!options.includes(o)) options.push(o);
   }
-  if (m.selinux_relabel) ctx.warnings.push(`mount ${dest}: selinux_relabel ignored (SELinux is not used)`);
+  // selinux_relabel is ignored: corral does not label (the kubelet only sets it on SELinux hosts).
   if (m.uidMappings?.length || m.gidMappings?.length) ctx.warnings.push(`mount ${dest}: id mappings ignored (no user namespaces)`);
   if (prop === 'shared') ctx.hostPropagation.push({ path: source, mode: 'shared' });
   if (prop === 'slave') ctx.hostPropagation.push({ path: source, mode: 'slave' });

@@ -27,7 +27,8 @@ const selectRows: Array<[string, SC, ReturnType<typeof selectSeccomp>]> = [
   ['path localhost/', { seccomp_profile_path: 'localhost//etc/p.json' }, { kind: 'localhost', path: '/etc/p.json' }],
   ['structured field wins', { seccomp: { profile_type: 'Unconfined', localhost_ref: '' }, seccomp_profile_path: 'runtime/default' }, { kind: 'unconfined' }],
   ['privileged: unconfined', { privileged: true, seccomp: { profile_type: 'RuntimeDefault', localhost_ref: '' } }, { kind: 'unconfined' }],
-  ['privileged keeps Localhost', { privileged: true, seccomp: { profile_type: 'Localhost', localhost_ref: '/p.json' } }, { kind: 'localhost', path: '/p.json' }],
+  ['privileged ignores Localhost too', { privileged: true, seccomp: { profile_type: 'Localhost', localhost_ref: '/p.json' } }, { kind: 'unconfined' }],
+  ['privileged ignores the deprecated path', { privileged: true, seccomp_profile_path: 'localhost//p.json' }, { kind: 'unconfined' }],
 ];
 for (const [title, sc, want] of selectRows) {
   test(`seccomp select: ${title}`, (t) => {

@@ -30,8 +30,9 @@ export type SeccompChoice =
 /**
  * Which seccomp profile the request asks for. The structured field wins over the deprecated
  * string; neither means unconfined (the CRI's documented default; a kubelet with
- * SeccompDefault sends RuntimeDefault explicitly). Privileged containers run unconfined
- * (CRI: "seccomp restrictions are not applied") unless they name a Localhost profile.
+ * SeccompDefault sends RuntimeDefault explicitly). Privileged containers always run
+ * unconfined (CRI: "seccomp restrictions are not applied"; critest checks that even a
+ * Localhost profile is ignored), after the reference is still checked for errors.
  */
 export function selectSeccomp(ctx: SpecContext): SeccompChoice {
   const sc = securityContext(ctx.input);
@@ -56,7 +57,7 @@ export function selectSeccomp(ctx: SpecContext): SeccompChoice {
       throw new InvalidArgumentError(`seccomp_profile_path ${JSON.stringify(p)} is not one of runtime/default, docker/default, unconfined, localhost/<path>`);
     }
   }
-  if (isPrivileged(ctx.input) && choice.kind !== 'localhost') return { kind: 'unconfined' };
+  if (isPrivileged(ctx.input)) return { kind: 'unconfined' };
   return choice;
 }
 
