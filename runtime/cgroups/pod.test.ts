@@ -61,20 +61,21 @@ async function fakeRoot(t: { teardown: (f: () => Promise<void>) => void }): Prom
 
 test('v1: creates the missing levels in every hierarchy, seeds cpuset, applies and removes only what it made', async (t) => {
   const root = await fakeRoot(t);
-  for (const c of ['cpu', 'cpuset', 'memory']) await fs.mkdir(join(root, c, 'kubepods'), { recursive: true });
+  for (const c of ['cpu', 'cpuset', 'memory', 'unified']) await fs.mkdir(join(root, c, 'kubepods'), { recursive: true });
   await fs.writeFile(join(root, 'cpuset', 'kubepods', 'cpuset.cpus'), '0-1\n');
   await fs.writeFile(join(root, 'cpuset', 'kubepods', 'cpuset.mems'), '0\n');
   const info: CgroupInfo = { mode: 'hybrid', driver: 'cgroupfs', root, controllers: ['cpu', 'cpuset', 'memory'], unifiedControllers: [] };
   t.false(await podCgroupExists(info, '/kubepods/pod1'));
   const created = await createPodCgroup(info, '/kubepods/pod1');
-  t.deepEqual(created, ['cpu', 'cpuset', 'memory'].map((c) => join(root, c, 'kubepods', 'pod1')));
+  // hybrid: the cgroup2 tree gets the pod cgroup too (runc nests containers there).
+  t.deepEqual(created, ['cpu', 'cpuset', 'memory', 'unified'].map((c) => join(root, c, 'kubepods', 'pod1')));
   t.true(await podCgroupExists(info, '/kubepods/pod1'));
   t.is(await fs.readFile(join(root, 'cpuset', 'kubepods', 'pod1', 'cpuset.cpus'), 'utf8'), '0-1');
   await applyPodLimits(info, '/kubepods/pod1', sumPodLimits({ memory_limit_in_bytes: '4096', cpu_shares: '100' }, null));
   t.is(await fs.readFile(join(root, 'memory', 'kubepods', 'pod1', 'memory.limit_in_bytes'), 'utf8'), '4096');
   t.is(await fs.readFile(join(root, 'cpu', 'kubepods', 'pod1', 'cpu.shares'), 'utf8'), '100');
   await removeCgroupDirs(created);
-  for (const c of ['cpu', 'cpuset', 'memory']) {
+  for (const c of ['cpu', 'cpuset', 'memory', 'unified']) {
     t.false(await fs.access(join(root, c, 'kubepods', 'pod1')).then(() => true, () => false));
     t.true(await fs.access(join(root, c, 'kubepods')).then(() => true, () => false));
   }

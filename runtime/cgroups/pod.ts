@@ -150,7 +150,11 @@ export function limitWrites(info: Pick<CgroupInfo, 'mode'>, limits: PodLimits): 
 /** The directories that hold the pod cgroup, one per v1 hierarchy or the single v2 one. */
 export function podCgroupDirs(info: CgroupInfo, path: string): Array<{ controller: string; dir: string }> {
   if (info.mode === 'v2') return [{ controller: '', dir: join(info.root, path) }];
-  return info.controllers.map((c) => ({ controller: c, dir: join(info.root, c, path) }));
+  const dirs = info.controllers.map((c) => ({ controller: c, dir: join(info.root, c, path) }));
+  // runc also places containers in the hybrid cgroup2 tree and creates the missing parents
+  // there; a pod cgroup corral makes exists there too so that its removal takes them along.
+  if (info.mode === 'hybrid') dirs.push({ controller: 'unified', dir: join(info.root, 'unified', path) });
+  return dirs;
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -179,6 +183,7 @@ export async function createPodCgroup(info: CgroupInfo, path: string): Promise<s
   try {
     for (const { controller } of podCgroupDirs(info, path)) {
       const base = info.mode === 'v2' ? info.root : join(info.root, controller);
+      if (!(await exists(base))) continue; // hierarchy not mounted here
       const real = await fs.realpath(base).catch(() => base);
       // cpu and cpuacct may be one hierarchy under two names.
       if (seen.has(real)) continue;

@@ -56,7 +56,7 @@ async function env(t: { teardown: (fn: () => Promise<void>) => void }) {
     await svc.close();
     for (const m of (await mountsUnder(base)).reverse()) await run('umount', ['-l', m]).catch(() => undefined);
     await run('ip', ['link', 'del', bridge]).catch(() => undefined);
-    const tops = cgroups.mode === 'v2' ? [join(cgroups.root, cgroupTop)] : cgroups.controllers.map((c) => join(cgroups.root, c, cgroupTop));
+    const tops = cgroups.mode === 'v2' ? [join(cgroups.root, cgroupTop)] : [...cgroups.controllers, 'unified'].map((c) => join(cgroups.root, c, cgroupTop));
     for (const d of tops) await run('find', [d, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';']).catch(() => undefined);
     await fs.rm(base, { recursive: true, force: true });
   });
@@ -108,6 +108,7 @@ itest('a pod: reachable IP, hostname, sysctls, shm and cgroup; stop + remove lea
   if (e.cgroups.mode !== 'v2') {
     t.is((await fs.readFile(join(e.cgroups.root, 'memory', cgroupParent, 'memory.limit_in_bytes'), 'utf8')).trim(), String(256 << 20));
     t.is((await fs.readFile(join(e.cgroups.root, 'cpu', cgroupParent, 'cpu.shares'), 'utf8')).trim(), '256');
+    if (e.cgroups.mode === 'hybrid') t.true(existsSync(join(e.cgroups.root, 'unified', cgroupParent)));
   } else {
     t.is((await fs.readFile(join(e.cgroups.root, cgroupParent, 'memory.max'), 'utf8')).trim(), String(256 << 20));
     t.is((await fs.readFile(join(e.cgroups.root, cgroupParent, 'cpu.weight'), 'utf8')).trim(), '10');
@@ -124,7 +125,7 @@ itest('a pod: reachable IP, hostname, sysctls, shm and cgroup; stop + remove lea
   t.deepEqual(await mountsUnder(e.base), []);
   t.deepEqual(await fs.readdir(join(e.config.root_dir, 'sandboxes')), []);
   t.deepEqual(await fs.readdir(join(e.config.state_dir, 'sandboxes')), []);
-  const podDirs = e.cgroups.mode === 'v2' ? [join(e.cgroups.root, e.cgroupTop)] : e.cgroups.controllers.map((c) => join(e.cgroups.root, c, e.cgroupTop));
+  const podDirs = e.cgroups.mode === 'v2' ? [join(e.cgroups.root, e.cgroupTop)] : [...e.cgroups.controllers, 'unified'].map((c) => join(e.cgroups.root, c, e.cgroupTop));
   for (const d of podDirs) t.false(existsSync(d), d);
   t.deepEqual(await fs.readdir(join(e.base, 'ipam', `sb${e.rand}`)).then((n) => n.filter((x) => /^\d/.test(x)), () => []), []);
 });
