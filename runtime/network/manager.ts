@@ -215,8 +215,10 @@ export class NetworkManager {
     for (const a of rec.attachments) {
       for (const p of a.conf.plugins) paths.set(p.type, await requirePlugin(p.type, this.deps.config.cni.bin_dirs));
     }
-    // Recorded before the first plugin runs, so that a crash in the middle still leaves DEL something to work from.
-    await this.writeRecord(rec);
+    // Recorded before the first plugin runs, so that a daemon crash in the middle still leaves
+    // DEL something to work from. Not fsynced: a process crash keeps the page cache, and a
+    // power loss mid-ADD also loses the plugins' own state; the final record is fsynced.
+    await this.writeRecord(rec, false);
 
     const timings: Array<{ plugin: string; ms: number }> = [];
     // lo and eth0 are independent, so both chains run at once; a pod start waits for the longer one only.
@@ -360,9 +362,13 @@ export class NetworkManager {
     }
   }
 
-  private async writeRecord(rec: CacheRecord): Promise<void> {
+  private async writeRecord(rec: CacheRecord, durable = true): Promise<void> {
     await fs.mkdir(this.resultsDir, { recursive: true, mode: 0o700 });
-    await writeFileAtomic(this.recordPath(rec.id), JSON.stringify(rec));
+    const path = this.recordPath(rec.id);
+    if (durable) return writeFileAtomic(path, JSON.stringify(rec));
+    const tmp = `${path}.tmp-${process.pid}`;
+    await fs.writeFile(tmp, JSON.stringify(rec), { mode: 0o600 });
+    await fs.rename(tmp, path);
   }
 
   private async removeRecord(id: string): Promise<void> {
