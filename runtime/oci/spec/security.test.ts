@@ -168,6 +168,9 @@ test('apparmor: enabled host', async (t) => {
   t.regex(c.ctx.warnings.join(), /not loaded/);
   const d = ctxFor({ apparmor_profile: 'localhost/other' }, on);
   await t.throwsAsync(async () => withApparmor(d.spec, d.ctx), { instanceOf: InvalidArgumentError, message: /other is not loaded/ });
+  const p = ctxFor({ privileged: true, apparmor: { profile_type: 'Localhost', localhost_ref: 'my' } }, on);
+  await withApparmor(p.spec, p.ctx);
+  t.is(p.spec.process.apparmorProfile, undefined);
   const e = ctxFor({ apparmor: { profile_type: 'Unconfined', localhost_ref: '' } }, on);
   await withApparmor(e.spec, e.ctx);
   t.is(e.spec.process.apparmorProfile, undefined);

@@ -109,7 +109,8 @@ export const withApparmor: SpecOpt = async (spec, ctx: SpecContext) => {
     if (want.kind === 'localhost') ctx.warnings.push(`AppArmor profile ${want.name} ignored: AppArmor is not enabled on this host`);
     return;
   }
-  if (want.kind === 'unconfined' || isPrivileged(ctx.input) && want.kind === 'default') return;
+  // CRI: "AppArmor confinement is not applied" to privileged containers.
+  if (want.kind === 'unconfined' || isPrivileged(ctx.input)) return;
   const loaded = await ctx.deps.apparmorProfiles();
   if (want.kind === 'localhost') {
     if (!want.name) throw new InvalidArgumentError('AppArmor Localhost profile without a name');
