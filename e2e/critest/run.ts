@@ -6,7 +6,7 @@
  *
  *   node dist/e2e/critest/run.js [--mode spdy|websocket|both] [--parallel N] [--timeout 20m]
  *        [--focus RE] [--skip RE] [--runtime crun|runc] [--report-dir DIR] [--summary FILE]
- *        [--update-floor]
+ *        [--floor-key KEY] [--update-floor]
  *
  * Modes: spdy runs the whole suite with the default SPDY streaming; websocket runs only the
  * streaming specs with --websocket-exec/-attach/-portforward. Each mode gets its own daemon.
@@ -37,12 +37,15 @@ export type Mode = 'spdy' | 'websocket';
 
 export interface ModeResult {
   mode: Mode;
+  floorKey: string;
   specs: SpecResult[];
   passed: number;
   failed: number;
   skipped: number;
   floor: number;
   floorOk: boolean;
+  /** Only some specs were selected (--focus, or the websocket mode's streaming specs). */
+  focused: boolean;
   /** critest did not produce a report, or the harness found leftovers. */
   problems: string[];
 }
@@ -57,25 +60,28 @@ interface Options {
   reportDir: string;
   summary?: string;
   updateFloor: boolean;
+  /** Floor entry to hold (default: the mode's name); a focused run keeps its own, e.g. "v2". */
+  floorKey?: string;
 }
 
-export function readFloor(file = FLOOR_FILE): Record<Mode, number> {
-  const floor: Record<Mode, number> = { spdy: 0, websocket: 0 };
+/** "key: N" lines; keys: spdy, websocket (the two full runs), v2 (the cgroup v2 leg's subset). */
+export function readFloor(file = FLOOR_FILE): Record<string, number> {
+  const floor: Record<string, number> = { spdy: 0, websocket: 0 };
   if (!existsSync(file)) return floor;
   for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const m = /^\s*(spdy|websocket)\s*[:=]?\s*(\d+)\s*$/.exec(line);
-    if (m) floor[m[1] as Mode] = Number(m[2]);
+    const m = /^\s*([\w-]+)\s*[:=]\s*(\d+)\s*$/.exec(line);
+    if (m) floor[m[1]!] = Number(m[2]);
   }
   return floor;
 }
 
-export function writeFloor(floor: Record<Mode, number>, file = FLOOR_FILE): void {
+export function writeFloor(floor: Record<string, number>, file = FLOOR_FILE): void {
   writeFileSync(
     file,
     `# Passing critest ${CRITEST_VERSION} specs against corral (e2e/critest/run.ts); a run with fewer fails.\n`
       + '# Whoever makes more specs pass raises the numbers in the same commit:\n'
-      + '#   node dist/e2e/critest/run.js --update-floor\n'
-      + `spdy: ${floor.spdy}\nwebsocket: ${floor.websocket}\n`,
+      + '#   node dist/e2e/critest/run.js --update-floor    (v2: e2e/v2/run.sh --update-floor)\n'
+      + Object.entries(floor).map(([k, v]) => `${k}: ${v}\n`).join(''),
   );
 }
 
@@ -116,6 +122,7 @@ function parseArgs(argv: string[]): Options {
       case '--report-dir': o.reportDir = v(); break;
       case '--summary': o.summary = v(); break;
       case '--update-floor': o.updateFloor = true; break;
+      case '--floor-key': o.floorKey = v(); break;
       default: throw new Error(`unknown argument ${a}`);
     }
   }
@@ -129,7 +136,7 @@ function durationMs(d: string): number {
   return Number(m[1]) * { h: 3_600_000, m: 60_000, s: 1000 }[m[2] as 'h' | 'm' | 's'];
 }
 
-async function runMode(mode: Mode, o: Options, floor: number): Promise<ModeResult> {
+async function runMode(mode: Mode, o: Options, floorKey: string, floor: number): Promise<ModeResult> {
   const dir = join(o.reportDir, mode);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -182,7 +189,8 @@ async function runMode(mode: Mode, o: Options, floor: number): Promise<ModeResul
   for (const s of all.filter((x) => !isSpec(x) && x.status === 'failed')) problems.push(`suite node ${s.name} failed: ${s.message}`);
   const count = (st: string) => specs.filter((s) => s.status === st).length;
   const passed = count('passed');
-  return { mode, specs, passed, failed: count('failed'), skipped: count('skipped'), floor, floorOk: passed >= floor, problems };
+  const focused = mode === 'websocket' || o.focus !== undefined;
+  return { mode, floorKey, focused, specs, passed, failed: count('failed'), skipped: count('skipped'), floor, floorOk: passed >= floor, problems };
 }
 
 function report(r: ModeResult): void {
@@ -191,13 +199,14 @@ function report(r: ModeResult): void {
   const specs = [...r.specs].sort((a, b) => order[a.status] - order[b.status] || a.name.localeCompare(b.name));
   console.log(`\n=== critest ${r.mode}: per spec ===`);
   for (const s of specs) {
+    if (r.focused && s.status === 'skipped') continue;
     const name = s.name.replace(/^\[It\]\s*/, '');
     const msg = s.status === 'failed' && s.message ? `  -- ${s.message.slice(0, 200)}` : '';
     console.log(`${label[s.status]}  ${name} (${s.seconds.toFixed(1)}s)${msg}`);
   }
   for (const p of r.problems) console.log(`PROBLEM  ${p}`);
   console.log(
-    `critest ${r.mode}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped; floor ${r.floor} ${r.floorOk ? 'holds' : 'BROKEN'}`
+    `critest ${r.mode}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} ${r.focused ? 'not selected or skipped' : 'skipped'}; floor (${r.floorKey}) ${r.floor} ${r.floorOk ? 'holds' : 'BROKEN'}`
       + (r.passed > r.floor ? ` (raise it: ${r.passed} pass now)` : ''),
   );
 }
@@ -207,14 +216,15 @@ export async function main(argv: string[]): Promise<number> {
   const floor = readFloor();
   const results: ModeResult[] = [];
   for (const mode of o.modes) {
-    const r = await runMode(mode, o, floor[mode]);
+    const key = o.floorKey ?? mode;
+    const r = await runMode(mode, o, key, floor[key] ?? 0);
     report(r);
     results.push(r);
   }
   if (o.updateFloor) {
-    for (const r of results) if (r.problems.length === 0) floor[r.mode] = r.passed;
+    for (const r of results) if (r.problems.length === 0) floor[r.floorKey] = r.passed;
     writeFloor(floor);
-    console.log(`floor written to ${FLOOR_FILE}: spdy ${floor.spdy}, websocket ${floor.websocket}`);
+    console.log(`floor written to ${FLOOR_FILE}: ${Object.entries(floor).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   }
   // For the suite-wide count: while a floor holds, its failing specs are known gaps (skipped);
   // a broken floor counts every failing spec; a teardown or report problem counts once.
@@ -223,7 +233,8 @@ export async function main(argv: string[]): Promise<number> {
   let skipped = 0;
   for (const r of results) {
     passed += r.passed;
-    skipped += r.skipped;
+    // A focused run marks every spec outside its focus as skipped: those are not this run's.
+    if (!r.focused) skipped += r.skipped;
     if (r.floorOk) skipped += r.failed;
     else failed += Math.max(r.failed, 1);
     failed += r.problems.length ? 1 : 0;

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# test-all.sh: every test suite of corral, from a fresh clone on a fresh machine.
+#   1. e2e/setup-test-tools.sh   apt packages, npm ci, crictl/critest/ginkgo into .tools/bin (idempotent)
+#   2. npm run build             proto types + tsc (type errors count as one failure; dist is still used)
+#   3. unit tests                ava over dist/**/*.test.js
+#   4. e2e tests                 ava over dist/e2e/tests/*.e2e.js, one file at a time, each with its
+#                                own daemon, all against one test registry
+#   5. critest                   v1.37.0, SPDY run + WebSocket streaming run, held at e2e/critest-floor
+#   6. cgroup v2 leg             e2e/v2/run.sh (when ../shared/tools/run-in-v2.sh exists)
+# Ends with one line "N passed, N failed, N skipped" summing every suite; exits 1 if anything failed.
+# Logs and reports: .tools/reports/. Env: SKIP_SETUP=1, SKIP_CRITEST=1, SKIP_V2=1, SKIP_E2E=1.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+REPORTS=$REPO/.tools/reports
+mkdir -p "$REPORTS"
+export PATH=$REPO/.tools/bin:$PATH:/usr/local/go/bin
+
+PASSED=0 FAILED=0 SKIPPED=0
+LINES=()
+T0=$SECONDS
+
+note() { echo; echo "=== test-all: $* ==="; }
+record() {  # suite passed failed skipped
+  PASSED=$((PASSED + $2)); FAILED=$((FAILED + $3)); SKIPPED=$((SKIPPED + $4))
+  LINES+=("$(printf '%-10s %4d passed, %3d failed, %3d skipped' "$1" "$2" "$3" "$4")")
+}
+finish() {
+  echo
+  echo "=== test-all: summary ($(( (SECONDS - T0) / 60 )) min) ==="
+  local l; for l in "${LINES[@]}"; do echo "  $l"; done
+  echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+  [ "$FAILED" = 0 ]; exit $?
+}
+
+# Counts an ava TAP log: "# pass N", "# fail N", "# skip N", "# todo N". A runner that died
+# without its totals, or exited non-zero with no failing test, counts as one failure.
+record_tap() {  # suite logfile exitcode
+  local p f s t
+  p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$2" | tail -1)
+  f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$2" | tail -1)
+  s=$(sed -n 's/^# skip \([0-9]*\)$/\1/p' "$2" | tail -1)
+  t=$(sed -n 's/^# todo \([0-9]*\)$/\1/p' "$2" | tail -1)
+  p=${p:-0} f=${f:-0} s=$(( ${s:-0} + ${t:-0} ))
+  if [ "$3" != 0 ] && [ "$f" = 0 ]; then
+    echo "test-all: $1 exited $3 without a failing test (crash, timeout or no tests): counted as 1 failure"
+    f=1
+  fi
+  record "$1" "$p" "$f" "$s"
+}
+
+# 1. tools ---------------------------------------------------------------------------------------
+if [ "${SKIP_SETUP:-0}" != 1 ]; then
+  note "setup-test-tools"
+  if ! bash e2e/setup-test-tools.sh; then
+    record setup 0 1 0
+    finish
+  fi
+fi
+
+# 2. build ---------------------------------------------------------------------------------------
+note "npm run build"
+if npm run build --silent > "$REPORTS/build.log" 2>&1; then
+  record build 1 0 0
+else
+  cat "$REPORTS/build.log" | tail -40
+  record build 0 1 0
+  # tsc emits despite type errors; without the daemon nothing else can run.
+  [ -f dist/server/main.js ] || finish
+fi
+
+# 3. unit ----------------------------------------------------------------------------------------
+note "unit tests (ava)"
+timeout -k 30 20m npx ava --tap 2>&1 | tee "$REPORTS/unit.tap"
+record_tap unit "$REPORTS/unit.tap" "${PIPESTATUS[0]}"
+
+# 4. e2e -----------------------------------------------------------------------------------------
+if [ "${SKIP_E2E:-0}" != 1 ]; then
+  note "e2e tests (ava, serial, real daemon)"
+  timeout -k 30 25m node dist/e2e/harness/with-registry.js -- \
+    npx ava --config e2e/ava.config.js --tap 2>&1 | tee "$REPORTS/e2e.tap"
+  record_tap e2e "$REPORTS/e2e.tap" "${PIPESTATUS[0]}"
+fi
+
+# 5. critest -------------------------------------------------------------------------------------
+if [ "${SKIP_CRITEST:-0}" != 1 ]; then
+  note "critest v1.37.0 (floor: e2e/critest-floor)"
+  rm -f "$REPORTS/critest-summary.json"
+  timeout -k 30 35m node dist/e2e/harness/with-registry.js -- \
+    node dist/e2e/critest/run.js --mode both --timeout 20m --summary "$REPORTS/critest-summary.json" \
+    2>&1 | tee "$REPORTS/critest.log"
+  rc=${PIPESTATUS[0]}
+  if [ -s "$REPORTS/critest-summary.json" ]; then
+    read -r p f s < <(jq -r '"\(.passed) \(.failed) \(.skipped)"' "$REPORTS/critest-summary.json")
+    [ "$rc" != 0 ] && [ "$f" = 0 ] && f=1
+    record critest "$p" "$f" "$s"
+  else
+    echo "test-all: critest runner exited $rc without a summary"
+    record critest 0 1 0
+  fi
+fi
+
+# 6. cgroup v2 leg -------------------------------------------------------------------------------
+if [ "${SKIP_V2:-0}" != 1 ]; then
+  note "cgroup v2 leg"
+  bash e2e/v2/run.sh --tap "$REPORTS/v2.tap" 2>&1 | tee "$REPORTS/v2.log"
+  rc=${PIPESTATUS[0]}
+  if [ "$rc" = 0 ] && grep -q '^v2: skipped' "$REPORTS/v2.log"; then
+    LINES+=("v2         skipped: no run-in-v2.sh on this host")
+  else
+    record_tap v2 "$REPORTS/v2.tap" "$rc"
+  fi
+fi
+
+finish
