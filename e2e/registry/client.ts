@@ -50,17 +50,19 @@ export function parseChallenge(header: string): { scheme: string; params: Record
   return { scheme, params };
 }
 
+/** One HTTP(S) request; `ca` is PEM text / Buffer, or the path of a PEM file. */
 export function rawRequest(url: string, opts: {
   method?: string; headers?: Record<string, string>; body?: Buffer; ca?: string | Buffer; timeoutMs?: number;
   agent?: http.Agent;
 } = {}): Promise<Response> {
   const u = new URL(url);
   const mod = u.protocol === 'https:' ? https : http;
+  const ca = typeof opts.ca === 'string' && !opts.ca.includes('-----BEGIN') ? readFileSync(opts.ca) : opts.ca;
   return new Promise((resolve, reject) => {
     const req = mod.request(u, {
       method: opts.method ?? 'GET',
       headers: { ...(opts.headers ?? {}), ...(opts.body ? { 'content-length': String(opts.body.length) } : {}) },
-      ...(u.protocol === 'https:' && opts.ca ? { ca: opts.ca } : {}),
+      ...(u.protocol === 'https:' && ca ? { ca } : {}),
       ...(opts.agent ? { agent: opts.agent } : {}),
       timeout: opts.timeoutMs ?? 30_000,
     }, (res) => {
