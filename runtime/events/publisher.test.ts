@@ -35,3 +35,21 @@ test('container events carry the pod status and its containers\' statuses of tha
   stop();
   t.is(listener, undefined);
 });
+
+test('sandbox events use the sandbox id as container id', async (t) => {
+  let listener: ((e: { type: 'CONTAINER_STOPPED_EVENT'; podId: string; at: string }) => void) | undefined;
+  const sandboxes = {
+    onEvent: (fn: typeof listener) => { listener = fn; return () => { listener = undefined; }; },
+    status: (id: string) => ({ status: { id, state: 'SANDBOX_NOTREADY' } }),
+  };
+  const containers = { list: () => [{ id: 'c1' }], status: (id: string) => ({ status: { id, state: 'CONTAINER_EXITED' } }) };
+  const bus = new EventBus<ContainerEvent>();
+  const sub = bus.subscribe();
+  const { publishSandboxEvents } = await import('./publisher.js');
+  publishSandboxEvents(sandboxes as never, containers, bus, silentLogger());
+  listener!({ type: 'CONTAINER_STOPPED_EVENT', podId: 'p1', at: '5' });
+  t.deepEqual((await sub.next()).value, {
+    containerId: 'p1', type: 'CONTAINER_STOPPED_EVENT', createdAtNs: 5n,
+    podSandboxStatus: { id: 'p1', state: 'SANDBOX_NOTREADY' }, containersStatuses: [{ id: 'c1', state: 'CONTAINER_EXITED' }],
+  });
+});

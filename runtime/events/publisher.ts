@@ -45,3 +45,30 @@ export function publishContainerEvents(containers: EventContainers, sandboxes: E
     });
   });
 }
+
+/**
+ * What the publisher needs from the sandbox service to report the sandbox's own changes
+ * (containerd reports them too, with the sandbox id as container_id): RunPodSandbox ->
+ * created + started, StopPodSandbox -> stopped, RemovePodSandbox -> deleted.
+ */
+export interface SandboxEventSource extends EventSandboxes {
+  onEvent(fn: (e: { type: ContainerEventType; podId: string; at: string }) => void): () => void;
+}
+
+export function publishSandboxEvents(sandboxes: SandboxEventSource, containers: Pick<EventContainers, 'list' | 'status'>, bus: EventBus<ContainerEvent>, logger: Logger): () => void {
+  return sandboxes.onEvent((e) => {
+    let podSandboxStatus: unknown = null;
+    try {
+      podSandboxStatus = sandboxes.status(e.podId, false).status ?? null;
+    } catch (err) {
+      logger.debug(`events: status of pod sandbox ${e.podId}: ${errorMessage(err)}`);
+    }
+    const containersStatuses: unknown[] = [];
+    for (const c of containers.list({ pod_sandbox_id: e.podId })) {
+      try {
+        containersStatuses.push(containers.status(c.id, false).status);
+      } catch { /* removed meanwhile */ }
+    }
+    bus.publish({ containerId: e.podId, type: e.type, createdAtNs: BigInt(e.at), podSandboxStatus, containersStatuses });
+  });
+}
