@@ -7,7 +7,7 @@
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -221,6 +221,19 @@ test.serial('pid POD: an infra process holds the pod pid namespace and goes with
   await h.crictlOk(['stopp', id]);
   t.throws(() => process.kill(pid, 0));
   await h.crictlOk(['rmp', id]);
+});
+
+test.serial('cgroup_parent: the pod cgroup is created with its limits and removed with the pod', async (t) => {
+  const top = `corral-e2e-pods-${randomInt(1e9)}`;
+  const parent = `/${top}/burstable/pod${randomInt(1e9)}`;
+  const id = await runp(podConfig({}, { cgroup_parent: parent, resources: { memory_limit_in_bytes: 128 << 20, cpu_shares: 512 }, overhead: { memory_limit_in_bytes: 1 << 20 } }));
+  const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
+  const limit = v2 ? join('/sys/fs/cgroup', parent, 'memory.max') : join('/sys/fs/cgroup/memory', parent, 'memory.limit_in_bytes');
+  t.is(readFileSync(limit, 'utf8').trim(), String((128 << 20) + (1 << 20)));
+  const info = await h.crictlJson<{ info: { cgroup: { parent: string; createdByCorral: boolean } } }>(['inspectp', id]);
+  t.deepEqual(info.info.cgroup, { parent, path: parent, createdByCorral: true });
+  await removePod(id);
+  t.false(existsSync(v2 ? join('/sys/fs/cgroup', top) : join('/sys/fs/cgroup/memory', top)));
 });
 
 test.serial('kill -9 of the daemon: the pod is READY again with its IP; stopp and rmp clean everything', async (t) => {
