@@ -1,5 +1,5 @@
 import test from 'ava';
-import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
+import { FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../errors.js';
 import { namespaceModes, podHostname, requireInfra, sandboxName, validateDns, validateMetadata, validateSysctls } from './validate.js';
 
 test('metadata: name, uid and namespace are required, named in the error', (t) => {
@@ -19,6 +19,9 @@ test('namespace modes: defaults, and modes a pod cannot have', (t) => {
   t.throws(() => namespaceModes({ network: 'CONTAINER' }), { instanceOf: InvalidArgumentError, message: /network/ });
   t.throws(() => namespaceModes({ pid: 'TARGET' }), { instanceOf: InvalidArgumentError, message: /pid/ });
   t.throws(() => requireInfra(namespaceModes({ pid: 'POD' }), false), { instanceOf: FailedPreconditionError });
+  t.notThrows(() => namespaceModes({ userns_options: { mode: 'NODE' } }));
+  t.throws(() => namespaceModes({ userns_options: { mode: 'POD' } }), { instanceOf: UnimplementedError, message: /user namespaces/ });
+  t.throws(() => namespaceModes({ userns_options: { mode: 'CONTAINER' } }), { instanceOf: InvalidArgumentError, message: /userns_options/ });
   t.notThrows(() => requireInfra(namespaceModes({ pid: 'POD' }), true));
 });
 

@@ -3,7 +3,7 @@
  * namespace modes, sysctls, hostname and DNS. Each failure is InvalidArgument naming the
  * field, since the kubelet surfaces the message in the pod's events.
  */
-import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
+import { FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../errors.js';
 
 export type NamespaceMode = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
 
@@ -49,8 +49,15 @@ function mode(v: unknown, field: string): NamespaceMode {
  * pid is CONTAINER: proto3 cannot tell an explicit POD from an absent field there, and
  * the kubelet always sends the options (CONTAINER unless shareProcessNamespace).
  */
-export function namespaceModes(nsOpts: { network?: unknown; pid?: unknown; ipc?: unknown; target_id?: string } | null | undefined): NamespaceModes {
+export function namespaceModes(nsOpts: { network?: unknown; pid?: unknown; ipc?: unknown; target_id?: string; userns_options?: { mode?: unknown } | null } | null | undefined): NamespaceModes {
   if (!nsOpts) return { network: 'POD', pid: 'CONTAINER', ipc: 'POD', targetId: '' };
+  // corral advertises no user namespace support, so the kubelet sends NODE or nothing;
+  // anything else would silently run the pod with host ids.
+  if (nsOpts.userns_options) {
+    const u = mode(nsOpts.userns_options.mode, 'userns_options.mode');
+    if (u === 'POD') throw new UnimplementedError('namespace_options.userns_options: user namespaces (mode POD) are not supported');
+    if (u !== 'NODE') throw new InvalidArgumentError(`namespace_options.userns_options.mode: ${u} is not valid for a pod (POD or NODE)`);
+  }
   const m: NamespaceModes = {
     network: mode(nsOpts.network, 'network'),
     pid: mode(nsOpts.pid, 'pid'),
