@@ -24,7 +24,7 @@
  * rootcertbundle); reg.tokenServer.requests lists the token requests it answered.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { promises as fs, openSync, closeSync, readFileSync } from 'node:fs';
+import { promises as fs, existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -76,6 +76,14 @@ export const DEFAULT_USERS: Record<string, string> = { corral: 'corral-e2e-passw
 
 const TOKEN_SERVICE = 'corral-e2e-registry';
 const TOKEN_ISSUER = 'corral-e2e-token-server';
+
+/**
+ * Runs cmd under `setpriv --pdeathsig SIGTERM` (util-linux; it execs cmd, so the pid is cmd's):
+ * if the test process dies without calling stop(), the kernel still ends the registry.
+ */
+export function withParentDeathSignal(cmd: string, args: string[]): [string, string[]] {
+  return existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', ['--pdeathsig', 'SIGTERM', '--', cmd, ...args]] : [cmd, args];
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -194,7 +202,8 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
       const port = await freePort();
       await fs.writeFile(configFile, yamlConfig({ port, storage: storageDir, tls, htpasswd, token }));
       const fd = openSync(logFile, 'a');
-      child = spawn(opts.binary ?? '/usr/bin/docker-registry', ['serve', configFile], { stdio: ['ignore', fd, fd] });
+      const [cmd, args] = withParentDeathSignal(opts.binary ?? '/usr/bin/docker-registry', ['serve', configFile]);
+      child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
       closeSync(fd);
       const url = `${useTls ? 'https' : 'http'}://127.0.0.1:${port}`;
       try {

@@ -22,7 +22,7 @@
  */
 import { createSign, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
@@ -167,7 +167,10 @@ export async function spawnTokenServer(opts: TokenServerOptions, dir: string): P
   const logFile = path.join(dir, 'token-requests.jsonl');
   writeFileSync(configFile, JSON.stringify({ ...opts, logFile }), { mode: 0o600 });
   writeFileSync(logFile, '');
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // setpriv --pdeathsig: the child dies with the test process even if stop() is never called.
+  const argv = [process.execPath, fileURLToPath(import.meta.url), configFile];
+  const [cmd, ...args] = existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', '--pdeathsig', 'SIGTERM', '--', ...argv] : argv;
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('token server did not start in 10 s')); }, 10_000);
