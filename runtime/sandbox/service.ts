@@ -73,6 +73,8 @@ export interface SandboxStatus {
   /** The last resources applied to a pod cgroup corral owns. */
   resources?: { resources: CriResources | null; overhead: CriResources | null };
   infraRunning: boolean;
+  /** Host pid of the infra process (pid POD), 0 otherwise. */
+  infraPid?: number;
   /** Nanoseconds since the epoch when it became NOTREADY. */
   stoppedAt?: string;
   /** Why it is NOTREADY when not stopped through the API. */
@@ -368,7 +370,7 @@ export class SandboxService {
       if (modes.pid === 'POD') {
         const infra = this.infra!;
         stack.push('infra process', async () => { await infra.stop(id); await infra.remove(id); });
-        const { pidNsPath } = await infra.start({
+        const { pidNsPath, pid: infraPid } = await infra.start({
           podId: id,
           command: this.deps.config.pod.infra_command,
           runtimeHandler: meta.runtimeHandler,
@@ -380,7 +382,7 @@ export class SandboxService {
           logDirectory: config.log_directory ?? '',
           securityContext: config.linux?.security_context ?? null,
         });
-        status = { ...status, infraRunning: true, namespaces: { ...status.namespaces, pid: pidNsPath } };
+        status = { ...status, infraRunning: true, infraPid: infraPid ?? 0, namespaces: { ...status.namespaces, pid: pidNsPath } };
         mark('infra');
       }
 
@@ -545,7 +547,7 @@ export class SandboxService {
         info: JSON.stringify({
           id: e.id,
           name: meta.name,
-          pid: 0,
+          pid: s.infraRunning ? s.infraPid ?? 0 : 0,
           hostname: meta.hostname,
           runtimeHandler: meta.runtimeHandler,
           namespaces: s.namespaces,
