@@ -80,6 +80,8 @@ export class FakeRegistry {
   readonly stall = new Set<string>();
   /** Blob digests served with other bytes of the same length. */
   readonly tamper = new Set<string>();
+  /** Blob GETs answer 307 to /storage/<digest> on "localhost" (another host name, as a CDN is). */
+  redirectBlobs = false;
   /** Delay before each blob response, ms. */
   blobDelayMs = 0;
   port = 0;
@@ -157,6 +159,11 @@ export class FakeRegistry {
       if (req.headers.authorization !== basic) return void res.writeHead(401).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
       return void res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ token: 'good-token' }));
     }
+    const storage = /^\/storage\/(sha256:[0-9a-f]{64})$/.exec(url.pathname);
+    if (storage) {
+      const b = this.blobs.get(storage[1]!);
+      return void (b ? res.writeHead(200, { 'Content-Length': b.length }).end(b) : res.writeHead(404).end());
+    }
     if (url.pathname === '/v2/') return void (this.authorized(req, res) && res.writeHead(200).end('{}'));
     const m = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(url.pathname);
     if (!m) return void res.writeHead(404).end();
@@ -169,6 +176,7 @@ export class FakeRegistry {
     }
     let blob = this.blobs.get(ref);
     if (!blob) return void res.writeHead(404).end();
+    if (this.redirectBlobs) return void res.writeHead(307, { Location: `http://localhost:${this.port}/storage/${ref}` }).end();
     if (this.tamper.has(ref)) {
       blob = Buffer.from(blob);
       blob[blob.length - 1] = blob[blob.length - 1]! ^ 0xff;

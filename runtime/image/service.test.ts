@@ -167,6 +167,16 @@ rtest('basic auth and a registry_token', async (t) => {
   await t.throwsAsync(svc.pull(`${reg.host}/other`, { username: 'bob', password: 'nope' }, never), { message: /unauthorized/ });
 });
 
+rtest('blob redirects are followed without sending the registry credentials to the other host', async (t) => {
+  const { reg, svc } = await setup(t, () => undefined, { auth: { kind: 'basic', username: 'bob', password: 'pw' } });
+  reg.push('redir', 'latest', busy());
+  reg.redirectBlobs = true;
+  t.truthy(await svc.pull(`${reg.host}/redir`, { username: 'bob', password: 'pw' }, never));
+  const storage = reg.log.filter((l) => l.url.startsWith('/storage/'));
+  t.true(storage.length >= 2);
+  t.true(storage.every((l) => !l.headers.authorization));
+});
+
 rtest('mirrors with a path prefix are tried in order, then the registry', async (t) => {
   const empty = await new FakeRegistry().start();
   t.teardown(() => empty.stop());

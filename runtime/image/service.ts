@@ -69,6 +69,8 @@ export interface ImageContent {
   openLayer: (desc: Descriptor, signal: AbortSignal) => AsyncIterable<Buffer>;
   /** Reads the config blob when it is not in the content store yet. */
   readConfig: (desc: Descriptor, signal: AbortSignal) => Promise<Buffer>;
+  /** Told +1/-1 while a layer waits for a download slot (waiting is not a stall). */
+  onQueued?: (delta: number) => void;
   tags: string[];
   digests: string[];
   signal: AbortSignal;
@@ -285,7 +287,12 @@ export class ImageService {
     const ref = formatReference(r);
     const timeoutS = this.config.pull.progress_timeout_seconds;
     const watchdog = new AbortController();
-    const timer = setTimeout(() => watchdog.abort(new DeadlineExceededError(`pull of ${ref} cancelled: no data received for ${timeoutS} s (pull.progress_timeout_seconds)`)), timeoutS * 1000);
+    let queued = 0;
+    const timer = setTimeout(() => {
+      // Layers queued behind other pulls' downloads are waiting, not stalled.
+      if (queued > 0) timer.refresh();
+      else watchdog.abort(new DeadlineExceededError(`pull of ${ref} cancelled: no data received for ${timeoutS} s (pull.progress_timeout_seconds)`));
+    }, timeoutS * 1000);
     const progress = () => timer.refresh();
     const signal = AbortSignal.any([outer, watchdog.signal]);
     const started = Date.now();
@@ -321,6 +328,7 @@ export class ImageService {
           return Buffer.concat(parts);
         },
         openLayer: (desc, sig) => this.blobStream(ep, repo, desc, creds, sig, progress),
+        onQueued: (d) => { queued += d; },
       });
       this.logger.info(`pulled ${ref} as ${id.id} in ${Date.now() - started} ms from ${this.registry.describe(ep)}`);
       return id.id;
@@ -414,17 +422,20 @@ export class ImageService {
         // One failed layer stops the others, and all must have stopped before GC looks.
         const stop = new AbortController();
         const signal = AbortSignal.any([c.signal, stop.signal]);
-        const results = await Promise.allSettled(layers.map((l, i) => this.snapshots.ensure(diffIds[i]!, (dir) =>
-          this.downloads.run(() => {
+        const unpackOne = async (l: Descriptor, diffId: string, dir: string) => {
+          c.onQueued?.(1);
+          return this.downloads.run(() => {
+            c.onQueued?.(-1);
             if (signal.aborted) throw abortError(signal);
             const src = c.openLayer(l, signal);
-            return this.pool
-              ? this.pool.unpack(dir, src, l.digest, diffIds[i]!, signal)
-              : unpackBlob(dir, src, l.digest, diffIds[i]!, this.fsops);
-          })).catch((err) => {
-          if (!stop.signal.aborted) stop.abort(err);
-          throw err;
-        })));
+            return this.pool ? this.pool.unpack(dir, src, l.digest, diffId, signal) : unpackBlob(dir, src, l.digest, diffId, this.fsops);
+          });
+        };
+        const results = await Promise.allSettled(layers.map((l, i) =>
+          this.snapshots.ensure(diffIds[i]!, (dir) => unpackOne(l, diffIds[i]!, dir)).catch((err) => {
+            if (!stop.signal.aborted) stop.abort(err);
+            throw err;
+          })));
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed) throw stop.signal.reason ?? failed.reason;
         await this.checkCrossLayerSymlinks(diffIds);
