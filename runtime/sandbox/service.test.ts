@@ -92,6 +92,7 @@ test('run: pins, sets up the network, writes files, mounts shm; status and view 
   t.deepEqual(st.status?.network?.additional_ips, [{ ip: 'fd00::2' }]);
   t.deepEqual(st.status?.linux?.namespaces?.options, { network: 'POD', pid: 'CONTAINER', ipc: 'POD', target_id: '' });
   t.deepEqual(st.status?.labels, { app: 'web' });
+  t.is(st.status?.runtime_handler, '', 'reported as requested; the view has the resolved one');
   t.regex(String(st.status?.created_at ?? ''), /^\d{19}$/);
   const info = JSON.parse(st.info!.info!);
   t.is(info.namespaces.net, v.namespaces.net);

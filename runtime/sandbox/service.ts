@@ -47,7 +47,10 @@ export interface SandboxMeta {
   name: string;
   /** The CRI PodSandboxConfig as received. */
   config: SandboxConfig;
+  /** The handler in use: the requested one, or the default when none was named. */
   runtimeHandler: string;
+  /** RunPodSandbox's runtime_handler as received ('' = default), reported back as the kubelet set it. */
+  requestedHandler?: string;
   /** Nanoseconds since the epoch, decimal. */
   createdAt: string;
   modes: NamespaceModes;
@@ -285,7 +288,7 @@ export class SandboxService {
     const hostname = podHostname(config.hostname, modes, id, this.hostHostname);
     this.names.reserve(name, id);
     const meta: SandboxMeta = {
-      id, name, config, runtimeHandler: handler, createdAt: nowNs(), modes, hostname,
+      id, name, config, runtimeHandler: handler, requestedHandler: runtimeHandler, createdAt: nowNs(), modes, hostname,
       ...(cgroup ? { cgroup } : {}),
     };
     const p = (async () => {
@@ -535,7 +538,7 @@ export class SandboxService {
         },
         labels: meta.config.labels ?? {},
         annotations: meta.config.annotations ?? {},
-        runtime_handler: meta.runtimeHandler,
+        runtime_handler: meta.requestedHandler ?? meta.runtimeHandler,
       },
       info: {},
       containers_statuses: [],
@@ -580,7 +583,7 @@ export class SandboxService {
         created_at: e.meta.createdAt,
         labels,
         annotations: e.meta.config.annotations ?? {},
-        runtime_handler: e.meta.runtimeHandler,
+        runtime_handler: e.meta.requestedHandler ?? e.meta.runtimeHandler,
       });
     }
     return out;
