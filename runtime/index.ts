@@ -98,6 +98,7 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   const netnsStats = new NetnsStatsReader();
   closers.push(() => netnsStats.close());
   const stats = new StatsService({ cgroups, containers, sandboxes, layers: images, netns: netnsStats, logger });
+  closers.push(() => stats.close());
   const events = new EventBus<ContainerEvent>({ logger });
   const unpublish = publishContainerEvents(containers, sandboxes, events, logger);
   closers.push(async () => { unpublish(); events.close(); });

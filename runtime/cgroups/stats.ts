@@ -185,12 +185,28 @@ export function parseIoV1(bytesText: string, iosText: string): IoDeviceStats[] {
   });
 }
 
+/** Reads a whole file; undefined when it cannot be read (missing controller, no PSI). */
+export type StatsFileReader = (path: string) => Promise<string | undefined>;
+
 export interface StatsReaderOptions {
   mode: CgroupMode;
   /** The hierarchy root: /sys/fs/cgroup, or a fake tree in tests. */
   root: string;
   /** Wall and monotonic clocks (ns), injectable for tests. */
   now?: () => { wall: bigint; mono: bigint };
+  /**
+   * How files are read. Default: fs.promises (libuv's pool). runtime/stats/reader-pool.ts
+   * passes synchronous reads on a worker thread, which costs a fraction of the pool's
+   * four round trips per file when a list call reads thousands of small files.
+   */
+  readFile?: StatsFileReader;
+}
+
+const asyncReadFile: StatsFileReader = (path) => fs.readFile(path, 'utf8').catch(() => undefined);
+
+/** What callers of read() need; CgroupStatsReader and the worker-backed pool both have it. */
+export interface CgroupStatsSource {
+  read(cgroupPath: string): Promise<CgroupStats | undefined>;
 }
 
 const defaultNow = (): { wall: bigint; mono: bigint } => ({ wall: BigInt(Date.now()) * 1_000_000n, mono: process.hrtime.bigint() });
@@ -200,13 +216,15 @@ const defaultNow = (): { wall: bigint; mono: bigint } => ({ wall: BigInt(Date.no
  * Missing files (a controller not mounted, a kernel without PSI) leave their fields out;
  * a cgroup that does not exist at all reads as undefined.
  */
-export class CgroupStatsReader {
+export class CgroupStatsReader implements CgroupStatsSource {
   private readonly layout: Layout;
   private readonly now: () => { wall: bigint; mono: bigint };
+  private readonly readFile: StatsFileReader;
 
   constructor(private readonly opts: StatsReaderOptions) {
     this.layout = opts.mode === 'v2' ? 'v2' : 'v1';
     this.now = opts.now ?? defaultNow;
+    this.readFile = opts.readFile ?? asyncReadFile;
   }
 
   /** The directory of a controller's cgroup: one tree on v2, one per controller on v1. */
@@ -221,7 +239,7 @@ export class CgroupStatsReader {
     const file = (path: string): Promise<string | undefined> => {
       let p = files.get(path);
       if (!p) {
-        p = fs.readFile(path, 'utf8').catch(() => undefined);
+        p = this.readFile(path);
         files.set(path, p);
       }
       return p;

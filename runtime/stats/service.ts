@@ -25,7 +25,8 @@ import type { MetricDescriptor } from '../../proto/gen/runtime/v1/MetricDescript
 import { cgroupMetrics, metricDescriptors, networkMetrics, type BaseLabels } from './metrics.js';
 import type { CgroupInfo } from '../cgroups/detect.js';
 import { expandSlice } from '../cgroups/paths.js';
-import { CgroupStatsReader, CpuRateTracker, type CgroupStats, type Psi } from '../cgroups/stats.js';
+import { CpuRateTracker, type CgroupStats, type CgroupStatsSource, type Psi } from '../cgroups/stats.js';
+import { PooledStatsReader } from './reader-pool.js';
 import type { ContainerView } from '../container/types.js';
 import { NotFoundError, errorMessage } from '../errors.js';
 import type { InterfaceStats } from '../network/ifstats.js';
@@ -60,8 +61,8 @@ export interface StatsServiceDeps {
   layers: StatsLayers;
   netns: StatsNetns;
   logger: Logger;
-  /** Injected in tests; default reads config.cgroups' root. */
-  reader?: CgroupStatsReader;
+  /** Injected in tests; default: a worker-thread reader of cgroups.root (reader-pool.ts). */
+  reader?: CgroupStatsSource;
   /** How long a writable layer's walked size is reused; default 10 s (a du per call per container would dominate). */
   layerCacheMs?: number;
 }
@@ -89,14 +90,21 @@ export function cgroupPathOf(cgroupsPath: string, driver: 'cgroupfs' | 'systemd'
 }
 
 export class StatsService {
-  private readonly reader: CgroupStatsReader;
+  private readonly reader: CgroupStatsSource;
+  private readonly pool: PooledStatsReader | undefined;
   private readonly cpu = new CpuRateTracker();
   private readonly layers = new Map<string, { at: number; value: Promise<{ bytes: number; inodes: number; mountpoint: string }> }>();
   private readonly layerCacheMs: number;
 
   constructor(private readonly deps: StatsServiceDeps) {
-    this.reader = deps.reader ?? new CgroupStatsReader({ mode: deps.cgroups.mode, root: deps.cgroups.root });
+    if (!deps.reader) this.pool = new PooledStatsReader({ mode: deps.cgroups.mode, root: deps.cgroups.root });
+    this.reader = deps.reader ?? this.pool!;
     this.layerCacheMs = deps.layerCacheMs ?? 10_000;
+  }
+
+  /** Stops the reader's worker thread. */
+  async close(): Promise<void> {
+    await this.pool?.close();
   }
 
   async containerStats(idOrPrefix: string): Promise<ContainerStats> {

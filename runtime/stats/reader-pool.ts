@@ -1,0 +1,106 @@
+/**
+ * Cgroup stats read on a worker thread. A ListContainerStats over 100 containers reads about
+ * 2,000 small cgroup files; through fs.promises each costs four trips through libuv's
+ * four-thread pool (open, fstat, read, close), which also delays every other RPC's file I/O.
+ * On a worker, the same CgroupStatsReader reads them synchronously, off the main thread:
+ * cgroupfs reads never wait for a disk, so a synchronous read is just a syscall.
+ *
+ * read() calls made in the same tick (a Promise.all over containers) go to the worker as one
+ * batch. This file is both the API (main thread) and the worker body.
+ */
+import { readFileSync } from 'node:fs';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import type { CgroupMode } from '../cgroups/detect.js';
+import { CgroupStatsReader, type CgroupStats, type CgroupStatsSource } from '../cgroups/stats.js';
+import { InternalError } from '../errors.js';
+
+const ROLE = 'corral-cgroup-stats';
+
+interface Batch { id: number; paths: string[] }
+interface BatchReply { id: number; results: Array<CgroupStats | undefined | { error: string }> }
+
+export class PooledStatsReader implements CgroupStatsSource {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private queue: Array<{ path: string; resolve: (s: CgroupStats | undefined) => void; reject: (e: Error) => void }> = [];
+  private scheduled = false;
+  private readonly inflight = new Map<number, Array<{ resolve: (s: CgroupStats | undefined) => void; reject: (e: Error) => void }>>();
+
+  constructor(private readonly opts: { mode: CgroupMode; root: string }) {}
+
+  read(cgroupPath: string): Promise<CgroupStats | undefined> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ path: cgroupPath, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    this.fail(new InternalError('cgroup stats reader closed'));
+    if (w) await w.terminate();
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    const w = this.ensureWorker();
+    const id = this.nextId++;
+    this.inflight.set(id, batch);
+    w.ref();
+    w.postMessage({ id, paths: batch.map((b) => b.path) } satisfies Batch);
+  }
+
+  private ensureWorker(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(new URL(import.meta.url), { workerData: { role: ROLE, mode: this.opts.mode, root: this.opts.root } });
+    w.unref();
+    w.on('message', (r: BatchReply) => {
+      const waiters = this.inflight.get(r.id);
+      this.inflight.delete(r.id);
+      waiters?.forEach((wt, i) => {
+        const res = r.results[i];
+        if (res && 'error' in res) wt.reject(new InternalError(`reading cgroup stats: ${res.error}`));
+        else wt.resolve(res);
+      });
+      if (this.inflight.size === 0) w.unref();
+    });
+    const gone = (err: Error): void => {
+      if (this.worker === w) this.worker = undefined;
+      this.fail(err);
+    };
+    w.on('error', (err) => gone(new InternalError(`cgroup stats worker failed: ${err.message}`)));
+    w.on('exit', (code) => gone(new InternalError(`cgroup stats worker exited (${code})`)));
+    this.worker = w;
+    return w;
+  }
+
+  private fail(err: Error): void {
+    for (const waiters of this.inflight.values()) waiters.forEach((w) => w.reject(err));
+    this.inflight.clear();
+  }
+}
+
+function serve(): void {
+  const { mode, root } = workerData as { mode: CgroupMode; root: string };
+  const syncRead = (path: string): Promise<string | undefined> => {
+    try {
+      return Promise.resolve(readFileSync(path, 'utf8'));
+    } catch {
+      return Promise.resolve(undefined);
+    }
+  };
+  const reader = new CgroupStatsReader({ mode, root, readFile: syncRead });
+  parentPort!.on('message', async (b: Batch) => {
+    const results = await Promise.all(b.paths.map((p) => reader.read(p).catch((err: Error) => ({ error: err.message }))));
+    parentPort!.postMessage({ id: b.id, results } satisfies BatchReply);
+  });
+}
+
+if (!isMainThread && (workerData as { role?: string } | null)?.role === ROLE) serve();
