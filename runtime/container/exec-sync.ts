@@ -3,7 +3,8 @@
  * each kept up to 16 MiB (the rest is read and dropped so that the process never blocks
  * on a full pipe). At the deadline the exec'd process is SIGKILLed through its pid file
  * (killing `runc exec` alone would leave it running in the container) and the call fails
- * with DeadlineExceeded, which the kubelet's prober reads as a probe timeout.
+ * with DeadlineExceeded, which the kubelet's prober reads as a probe timeout (the kubelet
+ * maps a DEADLINE_EXCEEDED status of ExecSync to a timed-out probe).
  */
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -52,11 +53,16 @@ export async function runExecSync(opts: {
   child.stdout.on('data', (b: Buffer) => out.push(b));
   child.stderr.on('data', (b: Buffer) => err.push(b));
   let why: 'timeout' | 'cancel' | undefined;
+  // The runtime (runc/crun exec) is the exec'd process' parent and reaps it: kill only the
+  // process and let the runtime exit by itself. Killing the runtime too would reparent the
+  // process to the container's init, which (top, sleep, a shell) rarely reaps: a zombie
+  // "sleep" would then linger in the container (critest looks for exactly that).
+  let grace: NodeJS.Timeout | undefined;
   const killAll = async (reason: 'timeout' | 'cancel') => {
     why ??= reason;
     const pid = await readPid(opts.pidFile);
     if (pid) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
-    child.kill('SIGKILL');
+    grace ??= setTimeout(() => child.kill('SIGKILL'), pid ? 2000 : 0);
   };
   const timer = opts.timeoutMs > 0 ? setTimeout(() => void killAll('timeout'), opts.timeoutMs) : undefined;
   const onAbort = () => void killAll('cancel');
@@ -84,6 +90,7 @@ export async function runExecSync(opts: {
     return { stdout: out.value, stderr, exitCode: code };
   } finally {
     if (timer) clearTimeout(timer);
+    if (grace) clearTimeout(grace);
     opts.signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -144,6 +144,21 @@ rtest('stop: a process ignoring SIGTERM is killed after the timeout', async (t) 
   await svc.remove(id);
 });
 
+rtest('crun execSync timeout kills the command', async (t) => {
+  const pod = 'crunpod'.padEnd(64, '0');
+  const id = await svc.create({ pod_sandbox_id: pod, config: config('crunexec', ['sleep', '3600']) });
+  await svc.start(id);
+  const err = await t.throwsAsync(svc.execSync(id, ['sleep', '4321'], 1));
+  t.is((err as any).kind, 'DeadlineExceeded');
+  await new Promise((r) => setTimeout(r, 200));
+  // gone, and not a zombie under the container's init (which never reaps)
+  const ps = execFileSync('sh', ['-c', 'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sleep ] && cat $p/stat; done; true']).toString();
+  t.false(ps.split('\n').some((l) => / \(sleep\) Z /.test(l)), ps);
+  const alive = execFileSync('sh', ['-c', 'ps -eo args | grep "^sleep 4321" || true']).toString().trim();
+  t.is(alive, '', 'the timed-out command is gone');
+  await svc.remove(id);
+});
+
 rtest('execSync: output, exit code, timeout; reopenLog after rotation; state kept across a restart', async (t) => {
   const pod = 'runcpod'.padEnd(64, '0');
   const id = await svc.create({ pod_sandbox_id: pod, config: config('ticker', ['sh', '-c', 'i=0; while true; do echo line$i; i=$((i+1)); sleep 0.05; done']) });
