@@ -3,7 +3,7 @@
  * the container rootfs (overlay over the image's layer snapshots) for the containers service.
  *
  * On disk under config.root_dir: content/ (manifests, indexes, configs by digest), snapshots/
- * (one directory per unpacked layer), containers/ (upper and work dirs per container), images/
+ * (one directory per unpacked layer), rw/ (upper and work dirs per container), images/
  * (one JSON record per image).
  *
  * Pulls are joined at three levels: identical pull requests share one pull, layers share one
@@ -146,7 +146,8 @@ export class ImageService {
     const ops = deps.fsops ?? realFsops;
     const content = new ContentStore(join(root, 'content'));
     const images = new ImageStore(join(root, 'images'), deps.logger);
-    const snapshots = new Snapshotter(join(root, 'snapshots'), join(root, 'containers'), deps.syscalls, ops, deps.logger);
+    // Writable layers live apart from <root>/containers/<id>, the container service's own directory.
+    const snapshots = new Snapshotter(join(root, 'snapshots'), join(root, 'rw'), deps.syscalls, ops, deps.logger);
     await content.init();
     // Leftovers of interrupted imports.
     await fs.rm(join(root, 'tmp'), { recursive: true, force: true });

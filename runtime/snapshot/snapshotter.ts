@@ -9,7 +9,7 @@
  * limited to one page, and with "/var/lib/corral/snapshots/123/fs:" per layer 100+ layers fit.
  * A directory without meta.json is a crashed unpack and is removed at load.
  *
- * Container rootfs: <containersDir>/<id>/{upper,work} plus rootfs.json naming the snapshots it
+ * Container rootfs: <containersDir>/<id>/{upper,work} (<root>/rw/<id>) plus rootfs.json naming the snapshots it
  * uses, so that GC keeps them across restarts.
  */
 import { promises as fs } from 'node:fs';
