@@ -174,7 +174,6 @@ test('name reservation: a retry of a failed first call tries anew', async (t) =>
   const firstDone = first.catch((e: Error) => e);
   release();
   t.is(((await firstDone) as Error).message, 'transient');
-  network.fail = undefined;
   t.regex(await second, /^[0-9a-f]{64}$/);
 });
 
@@ -273,9 +272,11 @@ test('restart: READY sandboxes come back with their names; lost pins mean NOTREA
   const id = await e.svc.run(podConfig());
   const lost = await e.svc.run(podConfig({}, 'lost'));
   // A create cut short after pinning: persisted as creating.
-  e.pinner.gate = () => new Promise(() => undefined);
+  let entered!: () => void;
+  const inPin = new Promise<void>((r) => { entered = r; });
+  e.pinner.gate = () => { entered(); return new Promise(() => undefined); };
   void e.svc.run(podConfig({}, 'crashed'));
-  await new Promise((r) => setTimeout(r, 30));
+  await inPin;
   e.pinner.gate = undefined;
   const crashedId = (await fs.readdir(join(e.config.root_dir, 'sandboxes'))).find((d) => d !== id && d !== lost)!;
   t.truthy(crashedId);

@@ -46,12 +46,17 @@ export class FakePinner implements NamespacePinner {
 export class FakeNetwork implements PodNetwork {
   readonly up = new Map<string, string[]>();
   readonly calls: string[] = [];
+  /** Makes the next ADD fail (once). */
   fail: Error | undefined;
   private next = 2;
 
   async setUpPod(pod: Parameters<PodNetwork['setUpPod']>[0]) {
     this.calls.push(`add ${pod.id}`);
-    if (this.fail) throw this.fail;
+    if (this.fail) {
+      const err = this.fail;
+      this.fail = undefined;
+      throw err;
+    }
     const ips = [`fd00::${this.next}`, `10.0.0.${this.next++}`];
     this.up.set(pod.id, ips);
     return { ips, result: { cniVersion: '1.0.0', ips: ips.map((address) => ({ address })) } };
