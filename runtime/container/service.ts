@@ -115,7 +115,7 @@ export class ContainerService {
   ) {
     this.exitDir = join(deps.config.state_dir, 'exits');
     this.socketDir = join(deps.config.state_dir, 'attach');
-    this.watcher = new ExitWatcher(this.exitDir, (rec) => void this.onExit(rec).catch((err) => this.log.warn(`container ${rec.id}: handling exit: ${errorMessage(err)}`)));
+    this.watcher = new ExitWatcher(this.exitDir, (rec) => this.onExit(rec).catch((err) => this.log.warn(`container ${rec.id}: handling exit: ${errorMessage(err)}`)));
   }
 
   private get log(): Logger { return this.deps.logger; }
@@ -694,7 +694,10 @@ export class ContainerService {
       if (!isNotFound(err)) throw err;
     }
     if (st?.status === 'running' || st?.status === 'paused') {
-      if (e.status.state !== 'RUNNING') await this.store.update(e.id, (s) => ({ ...s, state: 'RUNNING', startedAt: s.startedAt === '0' ? nowNs() : s.startedAt }));
+      // started just before a crash, before RUNNING was recorded
+      if (e.status.state === 'CREATED') {
+        await this.store.update(e.id, (s) => s.state === 'CREATED' ? { ...s, state: 'RUNNING', startedAt: nowNs() } : s);
+      }
       return;
     }
     if (st?.status === 'created') return;
@@ -702,7 +705,7 @@ export class ContainerService {
       // conmon died without writing the code (killed); the process is gone all the same.
       return this.markExited(e, 255, Date.now());
     }
-    await this.store.update(e.id, (s) => ({ ...s, state: 'UNKNOWN' }));
+    await this.store.update(e.id, (s) => s.state === 'EXITED' ? s : { ...s, state: 'UNKNOWN' });
   }
 
   /** A directory without meta.json is a create that crashed: undo what it may have done. */

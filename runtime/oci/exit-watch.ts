@@ -36,9 +36,9 @@ export class ExitWatcher {
   private watcher?: FSWatcher;
   private readonly seen = new Set<string>();
 
-  constructor(readonly dir: string, private readonly onExit: (e: ExitRecord) => void) {}
+  constructor(readonly dir: string, private readonly onExit: (e: ExitRecord) => unknown) {}
 
-  /** Starts watching, then reports every exit file already there. */
+  /** Starts watching, then reports every exit file already there (and waits for their handling). */
   async start(): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
     this.watcher = watch(this.dir, { persistent: false }, (_event, name) => {
@@ -48,13 +48,13 @@ export class ExitWatcher {
     for (const name of await fs.readdir(this.dir)) await this.check(name);
   }
 
-  /** Looks at one id's exit file and reports it once. */
+  /** Looks at one id's exit file and reports it once; resolves after the handler. */
   async check(id: string): Promise<ExitRecord | undefined> {
     if (!id || id.includes('/') || id.includes('.')) return undefined;
     const rec = await readExitFile(join(this.dir, id), id).catch(() => undefined);
     if (rec && !this.seen.has(id)) {
       this.seen.add(id);
-      this.onExit(rec);
+      await this.onExit(rec);
     }
     return rec;
   }
