@@ -26,6 +26,8 @@ export type { Logger } from './util/log.js';
 // ---- streaming (runtime/streaming): the contract the streaming server calls ----
 export { ResizeEvents, ExecStartError } from './streaming/types.js';
 export type { TerminalSize, StreamIO, ExecRequest, ExecBackend, AttachBackend, PortForwardBackend } from './streaming/types.js';
+import { createStreamingBackends, type StreamingBackends } from './streaming/index.js';
+export type { StreamingBackends } from './streaming/index.js';
 
 export interface Condition {
   ready: boolean;
@@ -52,6 +54,8 @@ export interface Runtime {
   readonly stats: StatsService;
   /** Container state changes for GetContainerEvents (runtime/events). */
   readonly events: EventBus<ContainerEvent>;
+  /** Exec, attach and port-forward backends the streaming server (server/streaming) runs on. */
+  readonly streaming: StreamingBackends;
   /** Pod CIDR from UpdateRuntimeConfig, kept for the network layer. */
   readonly podCidr: string;
   setPodCidr(cidr: string): void;
@@ -103,6 +107,10 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   const unpublish = publishContainerEvents(containers, sandboxes, events, logger);
   closers.push(async () => { unpublish(); events.close(); });
 
+  // ---- streaming backends (runtime/streaming): exec, attach, port-forward ----
+  const streaming = createStreamingBackends({ config, logger, containers, sandboxes });
+  closers.push(() => streaming.close());
+
   const rt: Runtime = {
     config,
     logger,
@@ -115,6 +123,7 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
     containers,
     stats,
     events,
+    streaming,
     get podCidr() { return podCidr; },
     setPodCidr(cidr: string) {
       podCidr = cidr;
