@@ -70,7 +70,7 @@ export class WorkerPinner implements NamespacePinner {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
 
-  constructor(private readonly sys: Syscalls) {}
+  constructor(private readonly sys: Syscalls, private readonly timeoutMs = 30_000) {}
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
@@ -115,7 +115,17 @@ export class WorkerPinner implements NamespacePinner {
     const w = this.ensureWorker();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      // A worker stuck in a syscall would hang every later pod: replace it instead.
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`pinning namespaces in ${req.dir}: no answer from the worker within ${this.timeoutMs} ms`));
+        if (this.worker === w) this.worker = undefined;
+        void w.terminate();
+      }, this.timeoutMs);
+      this.pending.set(id, {
+        resolve: (p) => { clearTimeout(timer); resolve(p); },
+        reject: (e) => { clearTimeout(timer); reject(e); },
+      });
       w.ref();
       const msg: PinWorkerRequest = { id, dir: req.dir, namespaces: req.namespaces, hostname: req.hostname, sysctls: req.sysctls ?? [] };
       w.postMessage(msg);
