@@ -144,6 +144,18 @@ rtest('stop: a process ignoring SIGTERM is killed after the timeout', async (t) 
   await svc.remove(id);
 });
 
+rtest('stop right after start: a stop signal dropped before the handler exists is sent again', async (t) => {
+  const pod = 'runcpod'.padEnd(64, '0');
+  const id = await svc.create({ pod_sandbox_id: pod, config: config('latehandler', ['sh', '-c', 'sleep 1; trap "exit 0" TERM; while true; do sleep 0.1; done']) });
+  await svc.start(id);
+  const t0 = Date.now();
+  await svc.stop(id, 30);
+  const took = Date.now() - t0;
+  t.true(took < 5000, `took ${took} ms`);
+  t.is(svc.status(id).status.exit_code, 0);
+  await svc.remove(id);
+});
+
 rtest('crun execSync timeout kills the command', async (t) => {
   const pod = 'crunpod'.padEnd(64, '0');
   const id = await svc.create({ pod_sandbox_id: pod, config: config('crunexec', ['sleep', '3600']) });

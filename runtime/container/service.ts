@@ -487,8 +487,13 @@ export class ContainerService {
       return;
     }
     if (timeoutSec > 0) {
-      const sent = await rt.kill(e.id, e.meta.stopSignal);
-      if (await this.waitExit(e, sent ? timeoutSec * 1000 : 2000, signal)) return;
+      const sig = e.meta.stopSignal;
+      const caughtBefore = await signalCaught(e.status.pid, sig);
+      const sent = await rt.kill(e.id, sig);
+      const redeliver = sent && caughtBefore === false ? this.redeliverWhenCaught(e, sig, timeoutSec * 1000) : undefined;
+      const exited = await this.waitExit(e, sent ? timeoutSec * 1000 : 2000, signal);
+      redeliver?.abort();
+      if (exited) return;
     }
     await rt.kill(e.id, 'SIGKILL');
     if (await this.waitExit(e, 10_000, signal)) return;
@@ -501,6 +506,30 @@ export class ContainerService {
     }
     if (signal?.aborted) throw signal.reason ?? new InternalError(`stopping container ${e.id}: cancelled`);
     throw new InternalError(`container ${e.id} did not exit after SIGKILL (runtime says ${st.status})`);
+  }
+
+  /**
+   * The init of a pid namespace only gets the signals it has a handler for: a stop signal
+   * sent before the program installed its handler (a StopContainer right after
+   * StartContainer) is dropped by the kernel, and the stop would wait out the whole grace
+   * period. Watch the handler mask and send the signal again once it is caught.
+   */
+  private redeliverWhenCaught(e: Entry<ContainerMeta, ContainerStatusRecord>, sig: string, ms: number): AbortController {
+    const ac = new AbortController();
+    const end = Date.now() + ms;
+    void (async () => {
+      while (!ac.signal.aborted && Date.now() < end && e.status.state !== 'EXITED') {
+        await sleep(100);
+        if (ac.signal.aborted) return;
+        const caught = await signalCaught(e.status.pid, sig);
+        if (caught === undefined) return;
+        if (caught) {
+          await this.runtimeOf(e).kill(e.id, sig).catch(() => undefined);
+          return;
+        }
+      }
+    })();
+    return ac;
   }
 
   async stopAllInPod(podId: string, timeoutSec: number): Promise<void> {
@@ -719,6 +748,20 @@ export class ContainerService {
     await this.images.releaseRootfs(id, rootfs).catch((err) => this.log.warn(`container ${id}: releasing rootfs: ${errorMessage(err)}`));
     await fs.rm(join(this.socketDir, id), { force: true, recursive: true });
     await this.removeDir(dir, rootfs).catch((err) => this.log.warn(`container ${id}: ${errorMessage(err)}`));
+  }
+}
+
+/** Whether pid has a handler for sig (SigCgt in /proc/<pid>/status); undefined when unknown. */
+async function signalCaught(pid: number, sig: string): Promise<boolean | undefined> {
+  const num = /^\d+$/.test(sig) ? Number(sig) : (osConstants.signals as Record<string, number>)[sig.startsWith('SIG') ? sig : `SIG${sig}`];
+  if (!pid || !num) return undefined;
+  try {
+    const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status);
+    if (!m) return undefined;
+    return ((BigInt('0x' + m[1]) >> BigInt(num - 1)) & 1n) === 1n;
+  } catch {
+    return undefined;
   }
 }
 
