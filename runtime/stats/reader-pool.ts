@@ -8,7 +8,7 @@
  * read() calls made in the same tick (a Promise.all over containers) go to the worker as one
  * batch. This file is both the API (main thread) and the worker body.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { CgroupMode } from '../cgroups/detect.js';
 import { CgroupStatsReader, type CgroupStats, type CgroupStatsSource } from '../cgroups/stats.js';
@@ -89,11 +89,33 @@ export class PooledStatsReader implements CgroupStatsSource {
 
 function serve(): void {
   const { mode, root } = workerData as { mode: CgroupMode; root: string };
+  // cgroup files are small and report no size (st_size is 4096 or 0), so readFileSync's
+  // fstat buys nothing: open, read into one reused buffer, close.
+  let buf = Buffer.allocUnsafe(64 * 1024);
   const syncRead = (path: string): Promise<string | undefined> => {
+    let fd: number;
     try {
-      return Promise.resolve(readFileSync(path, 'utf8'));
+      fd = openSync(path, 'r');
     } catch {
       return Promise.resolve(undefined);
+    }
+    try {
+      let len = 0;
+      for (;;) {
+        if (len === buf.length) {
+          const bigger = Buffer.allocUnsafe(buf.length * 2);
+          buf.copy(bigger);
+          buf = bigger;
+        }
+        const n = readSync(fd, buf, len, buf.length - len, null);
+        if (n === 0) break;
+        len += n;
+      }
+      return Promise.resolve(buf.toString('utf8', 0, len));
+    } catch {
+      return Promise.resolve(undefined);
+    } finally {
+      closeSync(fd);
     }
   };
   const reader = new CgroupStatsReader({ mode, root, readFile: syncRead });
