@@ -258,3 +258,17 @@ rtest('a restart keeps images and snapshots', async (t) => {
   t.is(again.snapshots.list().length, 2);
   await again.close();
 });
+
+rtest('a pull started after every caller of an identical pull left starts afresh', async (t) => {
+  const { reg, svc } = await setup(t);
+  const img = busy();
+  reg.push('again', 'latest', img);
+  reg.blobDelayMs = 300;
+  const ac = new AbortController();
+  const first = svc.pull(`${reg.host}/again`, null, ac.signal);
+  await new Promise((r) => setTimeout(r, 100));
+  ac.abort();
+  await t.throwsAsync(first);
+  reg.blobDelayMs = 0;
+  t.is(await svc.pull(`${reg.host}/again`, null, never), img.configDigest);
+});

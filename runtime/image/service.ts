@@ -257,10 +257,13 @@ export class ImageService {
     const creds = credentialsFrom(auth);
     const key = `${formatReference(r)}|${creds.kind === 'anonymous' ? '' : sha256(JSON.stringify(creds))}`;
     let p = this.pulls.get(key);
-    if (!p) {
+    // A pull whose callers all left is being torn down: start afresh rather than join it.
+    if (!p || p.controller.signal.aborted) {
       const controller = new AbortController();
       const entry: InflightPull = { controller, waiters: 0, promise: Promise.resolve('') };
-      entry.promise = this.doPull(r, creds, controller.signal).finally(() => this.pulls.delete(key));
+      entry.promise = this.doPull(r, creds, controller.signal).finally(() => {
+        if (this.pulls.get(key) === entry) this.pulls.delete(key);
+      });
       this.pulls.set(key, entry);
       p = entry;
     }
@@ -432,8 +435,19 @@ export class ImageService {
             return this.pool ? this.pool.unpack(dir, src, l.digest, diffId, signal) : unpackBlob(dir, src, l.digest, diffId, this.fsops);
           });
         };
+        const ensure = async (l: Descriptor, diffId: string): Promise<unknown> => {
+          try {
+            return await this.snapshots.ensure(diffId, (dir) => unpackOne(l, diffId, dir));
+          } catch (err) {
+            // We may have joined the unpack of a pull whose callers all left: do it ourselves.
+            if (err instanceof RuntimeError && err.kind === 'Cancelled' && !signal.aborted) {
+              return this.snapshots.ensure(diffId, (dir) => unpackOne(l, diffId, dir));
+            }
+            throw err;
+          }
+        };
         const results = await Promise.allSettled(layers.map((l, i) =>
-          this.snapshots.ensure(diffIds[i]!, (dir) => unpackOne(l, diffIds[i]!, dir)).catch((err) => {
+          ensure(l, diffIds[i]!).catch((err) => {
             if (!stop.signal.aborted) stop.abort(err);
             throw err;
           })));
