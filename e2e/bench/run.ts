@@ -46,7 +46,8 @@ async function leaksTool(): Promise<Set<string> | undefined> {
   const tool = process.env.CORRAL_LEAKS_TOOL || join(REPO, '..', 'shared', 'tools', 'leaks');
   if (!existsSync(tool)) return undefined;
   const r = await sh('bash', [tool], 60_000).catch((e: Error) => ({ stdout: e.message.split('\n').slice(1).join('\n') }));
-  return new Set(r.stdout.split('\n').filter((l) => /^\w+: /.test(l)));
+  // A process line without a command line is one that was exiting while the tool looked.
+  return new Set(r.stdout.split('\n').filter((l) => /^\w+: /.test(l) && !/^process: \d+\s*$/.test(l)));
 }
 
 function fmt(x: number | undefined): string {
