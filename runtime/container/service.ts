@@ -248,7 +248,10 @@ export class ContainerService {
 
   private async doCreate(id: string, name: string, sb: SandboxViewLike, req: CreateContainerInput, signal?: AbortSignal): Promise<string> {
     const cfg = req.config;
-    const t0 = Date.now();
+    const t0 = performance.now();
+    const phases: Array<[string, number]> = [];
+    let last = t0;
+    const mark = (name: string) => { const now = performance.now(); phases.push([name, now - last]); last = now; };
     const stack = new CleanupStack((e) => this.log.warn(`container ${id}: undoing ${e.step}: ${errorMessage(e.error)}`));
     return stack.guard(async () => {
       const imageRef: string = cfg.image.image;
@@ -259,8 +262,10 @@ export class ContainerService {
 
       await fs.mkdir(dir, { recursive: true, mode: 0o700 });
       stack.push('container directory', () => this.removeDir(dir, rootfs));
+      mark('prepare');
       await this.images.prepareRootfs(id, image.id, rootfs);
       stack.push('rootfs', () => this.images.releaseRootfs(id, rootfs));
+      mark('rootfs');
 
       const logDir: string = sb.config?.log_directory ?? '';
       const criLogPath = logDir && cfg.log_path ? join(logDir, cfg.log_path) : '';
@@ -283,6 +288,7 @@ export class ContainerService {
       const spec = built.spec;
       await applyHostPropagation(built.hostPropagation, this.deps.syscalls, this.log);
       await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(spec));
+      mark('spec');
       if (signal?.aborted) throw signal.reason ?? new InternalError('cancelled');
 
       // The runtime may leave state behind even when create fails.
@@ -313,6 +319,7 @@ export class ContainerService {
         terminal: !!cfg.tty,
       });
 
+      mark('conmon+create');
       const u = spec.process?.user ?? { uid: 0, gid: 0 };
       const meta: ContainerMeta = {
         id,
@@ -343,7 +350,9 @@ export class ContainerService {
       const e = await this.store.create(id, meta, status);
       this.specs.set(id, spec);
       this.names.reserve(name, id);
-      this.log.debug(`container ${id} (${name}) created in ${Date.now() - t0} ms with ${rt.name}`);
+      mark('persist');
+      const detail = phases.map(([n, ms]) => `${n} ${ms.toFixed(1)}`).join(', ');
+      this.log.debug(`container ${id} (${name}) created in ${(performance.now() - t0).toFixed(1)} ms with ${rt.name} (${detail})`);
       this.emit('CONTAINER_CREATED_EVENT', e);
       // An exit that raced the store write (killed right after create) is picked up now.
       void this.watcher.check(id);
@@ -390,6 +399,7 @@ export class ContainerService {
       if (e.status.state !== 'CREATED') {
         throw new FailedPreconditionError(`container ${e.id} is ${e.status.state}, only a CREATED container can be started`);
       }
+      const t0 = Date.now();
       try {
         await this.runtimeOf(e).start(e.id);
       } catch (err) {
@@ -397,6 +407,7 @@ export class ContainerService {
         throw new InternalError(`starting container ${e.id}: ${errorMessage(err)}`, { cause: err });
       }
       const at = nowNs();
+      this.log.debug(`container ${e.id} started in ${Date.now() - t0} ms`);
       await this.store.update(e.id, (s) => s.state === 'CREATED'
         ? { ...s, state: 'RUNNING', startedAt: at }
         : { ...s, startedAt: s.startedAt === '0' ? at : s.startedAt });

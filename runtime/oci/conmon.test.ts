@@ -71,3 +71,15 @@ test('runc logrus lines are reduced to their messages', (t) => {
   t.is(cleanRuntimeMessage('time="2026" level=error msg="container_linux.go:1: starting \\"x\\" failed"'), 'container_linux.go:1: starting "x" failed');
   t.is(cleanRuntimeMessage('plain'), 'plain');
 });
+
+test('joinCgroup writes the pid into the conmon cgroup of each accounting hierarchy (v1) or the one tree (v2)', async (t) => {
+  const { joinCgroup } = await import('./conmon.js');
+  const root = await mkdtemp(join(tmpdir(), 'cgroot-'));
+  await joinCgroup(1234, '/corral-conmon', { mode: 'hybrid', driver: 'cgroupfs', root, controllers: ['cpuset', 'memory', 'pids', 'devices'], unifiedControllers: [] });
+  t.is(await readFile(join(root, 'memory', 'corral-conmon', 'cgroup.procs'), 'utf8'), '1234');
+  t.is(await readFile(join(root, 'pids', 'corral-conmon', 'cgroup.procs'), 'utf8'), '1234');
+  await t.throwsAsync(readFile(join(root, 'cpuset', 'corral-conmon', 'cgroup.procs'), 'utf8'));
+  await joinCgroup(99, 'conmon.slice', { mode: 'v2', driver: 'cgroupfs', root, controllers: [], unifiedControllers: [] });
+  t.is(await readFile(join(root, 'conmon.slice', 'cgroup.procs'), 'utf8'), '99');
+  await rm(root, { recursive: true });
+});
