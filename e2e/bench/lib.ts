@@ -161,12 +161,14 @@ export class CriClient {
   private readonly rt: grpc.Client;
   private readonly img: grpc.Client;
 
-  constructor(socket: string) {
+  /** ownConnection: a connection of its own (grpc-js shares one between identical channels). */
+  constructor(socket: string, ownConnection = false) {
     const def = protoLoader.loadSync(join(REPO, 'proto', 'api.proto'), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
     const pkg = grpc.loadPackageDefinition(def) as unknown as {
       runtime: { v1: { RuntimeService: grpc.ServiceClientConstructor; ImageService: grpc.ServiceClientConstructor } };
     };
-    const opts = { 'grpc.max_receive_message_length': 16 * 1024 * 1024 };
+    const opts: grpc.ChannelOptions = { 'grpc.max_receive_message_length': 16 * 1024 * 1024 };
+    if (ownConnection) opts['grpc.use_local_subchannel_pool'] = 1;
     this.rt = new pkg.runtime.v1.RuntimeService(`unix://${socket}`, grpc.credentials.createInsecure(), opts);
     // A second channel for images: a long pull must not queue behind runtime calls (nor the reverse).
     this.img = new pkg.runtime.v1.ImageService(`unix://${socket}`, grpc.credentials.createInsecure(), opts);
