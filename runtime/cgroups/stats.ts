@@ -349,10 +349,15 @@ export class CgroupStatsReader implements CgroupStatsSource {
     if (this.opts.mode === 'v2') dir = join(this.opts.root, cgroupPath);
     else if (this.opts.mode === 'hybrid') dir = join(this.opts.root, 'unified', cgroupPath);
     else return undefined;
-    const [cpu, memory, io] = await Promise.all(['cpu', 'memory', 'io'].map(async (r) => {
+    // cpu.pressure first: without it (no PSI, or no cgroup2 directory on a hybrid host) the
+    // other two are missing too, and the two failed opens per cgroup add up in list calls.
+    const cpuText = await file(join(dir, 'cpu.pressure'));
+    if (cpuText === undefined) return undefined;
+    const [memory, io] = await Promise.all(['memory', 'io'].map(async (r) => {
       const t = await file(join(dir, `${r}.pressure`));
       return t === undefined ? undefined : parsePsi(t);
     }));
+    const cpu = parsePsi(cpuText);
     if (!cpu && !memory && !io) return undefined;
     return { ...opt('cpu', cpu), ...opt('memory', memory), ...opt('io', io) };
   }

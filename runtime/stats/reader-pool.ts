@@ -9,6 +9,7 @@
  * batch. This file is both the API (main thread) and the worker body.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { CgroupMode } from '../cgroups/detect.js';
 import { CgroupStatsReader, type CgroupStats, type CgroupStatsSource } from '../cgroups/stats.js';
@@ -19,14 +20,20 @@ const ROLE = 'corral-cgroup-stats';
 interface Batch { id: number; paths: string[] }
 interface BatchReply { id: number; results: Array<CgroupStats | undefined | { error: string }> }
 
+/** Below this many cgroups a batch is not split: a message round trip costs more than it saves. */
+const MIN_SPLIT = 16;
+
 export class PooledStatsReader implements CgroupStatsSource {
-  private worker: Worker | undefined;
+  /** Opening cgroupfs files is kernel time that scales with cores; one worker per core, at most two. */
+  private readonly workers: Array<Worker | undefined>;
   private nextId = 1;
   private queue: Array<{ path: string; resolve: (s: CgroupStats | undefined) => void; reject: (e: Error) => void }> = [];
   private scheduled = false;
   private readonly inflight = new Map<number, Array<{ resolve: (s: CgroupStats | undefined) => void; reject: (e: Error) => void }>>();
 
-  constructor(private readonly opts: { mode: CgroupMode; root: string }) {}
+  constructor(private readonly opts: { mode: CgroupMode; root: string; workers?: number }) {
+    this.workers = new Array(Math.max(1, opts.workers ?? Math.min(2, availableParallelism()))).fill(undefined);
+  }
 
   read(cgroupPath: string): Promise<CgroupStats | undefined> {
     return new Promise((resolve, reject) => {
@@ -39,10 +46,10 @@ export class PooledStatsReader implements CgroupStatsSource {
   }
 
   async close(): Promise<void> {
-    const w = this.worker;
-    this.worker = undefined;
+    const ws = this.workers.filter((w): w is Worker => w !== undefined);
+    this.workers.fill(undefined);
     this.fail(new InternalError('cgroup stats reader closed'));
-    if (w) await w.terminate();
+    await Promise.all(ws.map((w) => w.terminate()));
   }
 
   private flush(): void {
@@ -50,15 +57,21 @@ export class PooledStatsReader implements CgroupStatsSource {
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
-    const w = this.ensureWorker();
-    const id = this.nextId++;
-    this.inflight.set(id, batch);
-    w.ref();
-    w.postMessage({ id, paths: batch.map((b) => b.path) } satisfies Batch);
+    const parts = Math.min(this.workers.length, Math.ceil(batch.length / MIN_SPLIT));
+    const size = Math.ceil(batch.length / parts);
+    for (let i = 0; i < parts; i++) {
+      const part = batch.slice(i * size, (i + 1) * size);
+      const w = this.ensureWorker(i);
+      const id = this.nextId++;
+      this.inflight.set(id, part);
+      w.ref();
+      w.postMessage({ id, paths: part.map((b) => b.path) } satisfies Batch);
+    }
   }
 
-  private ensureWorker(): Worker {
-    if (this.worker) return this.worker;
+  private ensureWorker(slot: number): Worker {
+    const existing = this.workers[slot];
+    if (existing) return existing;
     const w = new Worker(new URL(import.meta.url), { workerData: { role: ROLE, mode: this.opts.mode, root: this.opts.root } });
     w.unref();
     w.on('message', (r: BatchReply) => {
@@ -69,15 +82,15 @@ export class PooledStatsReader implements CgroupStatsSource {
         if (res && 'error' in res) wt.reject(new InternalError(`reading cgroup stats: ${res.error}`));
         else wt.resolve(res);
       });
-      if (this.inflight.size === 0) w.unref();
+      if (this.inflight.size === 0) for (const x of this.workers) x?.unref();
     });
     const gone = (err: Error): void => {
-      if (this.worker === w) this.worker = undefined;
+      if (this.workers[slot] === w) this.workers[slot] = undefined;
       this.fail(err);
     };
     w.on('error', (err) => gone(new InternalError(`cgroup stats worker failed: ${err.message}`)));
     w.on('exit', (code) => gone(new InternalError(`cgroup stats worker exited (${code})`)));
-    this.worker = w;
+    this.workers[slot] = w;
     return w;
   }
 
