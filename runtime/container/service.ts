@@ -600,7 +600,7 @@ export class ContainerService {
       log_path: m.criLogPath,
       resources: s.resources ? { linux: s.resources } : null,
       user: { linux: { uid: String(m.user.uid), gid: String(m.user.gid), supplemental_groups: m.user.groups.map(String) } },
-      stop_signal: `SIGNAL_${m.stopSignal.replace(/^SIG/, 'SIG').replace('-', 'MINUS').replace('+', 'PLUS')}`,
+      stop_signal: criSignal(m.stopSignal),
     };
     const info: Record<string, string> = {};
     if (verbose) {
@@ -774,6 +774,15 @@ async function signalCaught(pid: number, sig: string): Promise<boolean | undefin
   } catch {
     return undefined;
   }
+}
+
+/**
+ * SIGTERM -> SIGNAL_SIGTERM, SIGRTMAX-14 -> SIGNAL_SIGRTMAXMINUS14 (the CRI Signal enum);
+ * anything else is reported as the runtime default rather than as a value the enum lacks.
+ */
+function criSignal(sig: string): string {
+  const known = sig in osConstants.signals || /^SIGRT(MIN\+([1-9]|1[0-5])|MAX-([1-9]|1[0-4]))$/.test(sig);
+  return known ? `SIGNAL_${sig.replace('-', 'MINUS').replace('+', 'PLUS')}` : 'SIGNAL_RUNTIME_DEFAULT';
 }
 
 function criState(s: ContainerState): string {
