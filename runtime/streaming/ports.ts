@@ -10,7 +10,6 @@ export interface OciProcessLike {
   env?: string[];
   cwd?: string;
   consoleSize?: { height: number; width: number };
-  [key: string]: unknown;
 }
 
 export interface StreamingContainer {

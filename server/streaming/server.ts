@@ -44,6 +44,25 @@ export function activeStreamingServer(): StreamingServer {
   return current;
 }
 
+let starting: Promise<StreamingServer> | undefined;
+
+/**
+ * The running server, or one started now from the runtime's config and backends: the daemon
+ * normally starts it at boot (StreamingServer.start), but the first Exec must not fail if it
+ * did not.
+ */
+export async function ensureStreamingServer(rt: { config: Pick<Config, 'streaming'>; logger: Logger; streaming: { exec: ExecBackend; attach: AttachBackend; portForward: PortForwardBackend } }): Promise<StreamingServer> {
+  if (current) return current;
+  starting ??= StreamingServer.start({ config: rt.config, logger: rt.logger, ...rt.streaming })
+    .then((s) => { s.unref(); return s; })
+    .finally(() => { starting = undefined; });
+  try {
+    return await starting;
+  } catch (err) {
+    throw new UnavailableError(`the streaming server cannot start: ${(err as Error).message}`);
+  }
+}
+
 function rawResponse(socket: Duplex, status: number, reason: string, headers: Array<[string, string]>, body = ''): void {
   const lines = [`HTTP/1.1 ${status} ${reason}`, ...headers.map(([k, v]) => `${k}: ${v}`),
     'Content-Type: text/plain; charset=utf-8', `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close', '', body];
@@ -115,6 +134,11 @@ export class StreamingServer {
   /** Stores a validated request and returns the URL the client must connect to. */
   prepare(req: PreparedRequest): string {
     return this.url(req.kind, this.tokens.put(req));
+  }
+
+  /** Lets the process exit while the server idles (it then lives as long as the daemon does). */
+  unref(): void {
+    this.server.unref();
   }
 
   /** Stops listening and cuts every open session. */

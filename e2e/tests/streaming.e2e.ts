@@ -1,0 +1,203 @@
+/**
+ * Streaming (issue 7) with the real crictl over both transports (SPDY, the default, and
+ * WebSocket with -r websocket): exec with and without stdin, exit codes, an interactive shell on
+ * a real terminal (tmux) with a resize, attach, port-forward to a web server in the pod (an HTTP
+ * GET from the host), a large transfer, concurrent sessions, and a client killed mid-stream.
+ */
+import test from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import { startHarness, run, sleep, type Harness } from '../harness/index.js';
+import { tool } from '../harness/paths.js';
+
+const BUSYBOX = 'registry.k8s.io/e2e-test-images/busybox:1.29-2';
+const TRANSPORTS = ['spdy', 'websocket'] as const;
+let h: Harness;
+let pod = '';
+let podConfig = '';
+let ctr = '';
+
+function crictlArgs(args: string[]): string[] {
+  return ['--config', h.crictlConfig, '-r', h.endpoint, '-i', h.endpoint, '--timeout', '60s', ...args];
+}
+
+/** crictl with stdin from `input` and stdout kept as bytes. */
+function crictlRaw(args: string[], input?: string | Buffer, timeoutMs = 60_000): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(tool('crictl'), crictlArgs(args), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout: Buffer.concat(out), stderr: err });
+    });
+    child.stdin.on('error', () => {});
+    if (input !== undefined) child.stdin.end(input);
+    else child.stdin.end();
+  });
+}
+
+async function createCtr(name: string, command: string[], extra: Record<string, unknown> = {}): Promise<string> {
+  const cfg = { metadata: { name }, image: { image: BUSYBOX }, command, linux: {}, ...extra };
+  const id = (await h.crictlOk(['create', pod, h.writeJson(`ctr-${name}.json`, cfg), podConfig])).trim();
+  await h.crictlOk(['start', id]);
+  return id;
+}
+
+test.before(async () => {
+  h = await startHarness({ runtime: (process.env.CORRAL_E2E_RUNTIME as 'crun' | 'runc' | undefined) ?? 'crun' });
+  await h.crictlOk(['pull', BUSYBOX], { timeoutMs: 180_000 });
+  podConfig = h.writeJson('pod.json', { metadata: { name: 'streaming', namespace: 'e2e-streaming', uid: 'uid-streaming', attempt: 0 }, linux: {} });
+  pod = (await h.crictlOk(['runp', podConfig])).trim();
+  ctr = await createCtr('main', ['sh', '-c', 'mkdir -p /www && echo hello-from-pod > /www/index.html && httpd -f -p 8080 -h /www']);
+});
+
+test.after.always(async () => {
+  if (pod) {
+    await h?.crictl(['stopp', pod]);
+    await h?.crictl(['rmp', pod]);
+  }
+  await h?.stop();
+});
+
+for (const tr of TRANSPORTS) {
+  test.serial(`[${tr}] exec: output, stderr and the exit code`, async (t) => {
+    const ok = await crictlRaw(['exec', '-r', tr, ctr, 'sh', '-c', 'echo out; echo err >&2']);
+    t.is(ok.code, 0, ok.stderr);
+    t.is(ok.stdout.toString(), 'out\n');
+    t.regex(ok.stderr, /err/);
+    // crictl exits 1 and names the exit code it decoded from the v4 Status.
+    const bad = await crictlRaw(['exec', '-r', tr, ctr, 'sh', '-c', 'exit 3']);
+    t.regex(bad.stderr, /command terminated with exit code 3"/);
+    const missing = await crictlRaw(['exec', '-r', tr, ctr, 'no-such-binary']);
+    t.regex(missing.stderr, /command terminated with exit code 127"/);
+    const killed = await crictlRaw(['exec', '-r', tr, ctr, 'sh', '-c', 'kill -9 $$']);
+    t.regex(killed.stderr, /command terminated with exit code 137"/);
+  });
+
+  test.serial(`[${tr}] exec -i: stdin piped through`, async (t) => {
+    const r = await crictlRaw(['exec', '-i', '-r', tr, ctr, 'sh', '-c', 'cat; echo done'], 'line one\nline two\n');
+    t.is(r.code, 0, r.stderr);
+    t.is(r.stdout.toString(), 'line one\nline two\ndone\n');
+  });
+
+  test.serial(`[${tr}] exec: 100 MB of stdout arrive intact`, async (t) => {
+    const r = await crictlRaw(['exec', '-r', tr, ctr, 'sh', '-c', 'dd if=/dev/urandom of=/tmp/big bs=1M count=100 2>/dev/null; sha256sum /tmp/big >&2; cat /tmp/big'], undefined, 180_000);
+    t.is(r.code, 0, r.stderr);
+    t.is(r.stdout.length, 100 * 1024 * 1024);
+    const want = /([0-9a-f]{64})/.exec(r.stderr)?.[1];
+    t.is(createHash('sha256').update(r.stdout).digest('hex'), want ?? 'no checksum printed');
+  });
+
+  test.serial(`[${tr}] port-forward: an HTTP GET from the host reaches the pod's web server`, async (t) => {
+    const local = await freePort();
+    const pf = spawn(tool('crictl'), crictlArgs(['port-forward', '-r', tr, pod, `${local}:8080`]), { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      await waitListening(local, pf);
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`http://127.0.0.1:${local}/index.html`);
+        t.is(res.status, 200);
+        t.is(await res.text(), 'hello-from-pod\n');
+      }
+    } finally {
+      pf.kill('SIGKILL');
+    }
+  });
+}
+
+test.serial('exec -it through a real terminal (tmux): prompt, output, resize seen by stty size', async (t) => {
+  for (const tr of TRANSPORTS) {
+    const session = `corral-e2e-${process.pid}-${tr}`;
+    const cmd = [tool('crictl'), ...crictlArgs(['exec', '-it', '-r', tr, ctr, 'sh'])].map((a) => `'${a}'`).join(' ');
+    await run('tmux', ['new-session', '-d', '-s', session, '-x', '100', '-y', '30', cmd]);
+    try {
+      const pane = async () => (await run('tmux', ['capture-pane', '-p', '-t', session])).stdout;
+      const waitFor = async (re: RegExp) => {
+        for (let i = 0; i < 100; i++) {
+          const p = await pane();
+          if (re.test(p)) return p;
+          await sleep(100);
+        }
+        return pane();
+      };
+      t.regex(await waitFor(/[#$]\s*$/m), /[#$]\s*$/m, `${tr}: prompt`);
+      await run('tmux', ['send-keys', '-t', session, 'echo marker-$((6*7))', 'Enter']);
+      t.regex(await waitFor(/marker-42/), /marker-42/, `${tr}: output`);
+      await run('tmux', ['send-keys', '-t', session, 'stty size', 'Enter']);
+      t.regex(await waitFor(/^30 100/m), /^30 100/m, `${tr}: initial size`);
+      await run('tmux', ['resize-window', '-t', session, '-x', '120', '-y', '40']);
+      await sleep(300);
+      await run('tmux', ['send-keys', '-t', session, 'stty size', 'Enter']);
+      t.regex(await waitFor(/^40 120/m), /^40 120/m, `${tr}: resized`);
+      await run('tmux', ['send-keys', '-t', session, 'exit', 'Enter']);
+    } finally {
+      await run('tmux', ['kill-session', '-t', session]).catch(() => undefined);
+    }
+  }
+});
+
+test.serial('attach: output of a running container; detach leaves it running; stdin reaches it', async (t) => {
+  const ticker = await createCtr('ticker', ['sh', '-c', 'while true; do echo tick; sleep 0.2; done']);
+  for (const tr of TRANSPORTS) {
+    const watch = await crictlRaw(['attach', '-r', tr, ticker], undefined, 1500);
+    t.regex(watch.stdout.toString(), /tick\ntick\n/, `${tr}: ${watch.stderr}`);
+    t.is((await h.crictlJson<any>(['inspect', ticker])).status.state, 'CONTAINER_RUNNING');
+  }
+  await h.crictlOk(['stop', '-t', '0', ticker]);
+  await h.crictlOk(['rm', ticker]);
+
+  // stdin_once: the container's stdin closes when the (first) attach session ends.
+  const reader = await createCtr('reader', ['sh', '-c', 'echo ready; while read l; do echo got:$l; done; echo bye'], { stdin: true, stdin_once: true });
+  const r = await crictlRaw(['attach', '-i', reader], 'hello\n', 20_000);
+  t.regex(r.stdout.toString(), /got:hello/, r.stderr);
+  for (let i = 0; i < 50 && (await h.crictlJson<any>(['inspect', reader])).status.state !== 'CONTAINER_EXITED'; i++) await sleep(100);
+  t.is((await h.crictlJson<any>(['inspect', reader])).status.state, 'CONTAINER_EXITED');
+  await h.crictlOk(['rm', reader]);
+});
+
+test.serial('50 concurrent exec sessions', async (t) => {
+  const rs = await Promise.all(Array.from({ length: 50 }, (_, i) => crictlRaw(['exec', ctr, 'sh', '-c', `echo n${i}`], undefined, 120_000)));
+  rs.forEach((r, i) => t.is(r.stdout.toString(), `n${i}\n`, r.stderr));
+});
+
+test.serial('a client killed mid-stream leaves no process in the container', async (t) => {
+  for (const tr of TRANSPORTS) {
+    const c = spawn(tool('crictl'), crictlArgs(['exec', '-r', tr, ctr, 'sleep', '7777']), { stdio: 'ignore' });
+    await sleep(1000);
+    c.kill('SIGKILL');
+    let ps = '';
+    for (let i = 0; i < 30; i++) {
+      ps = (await h.crictlOk(['exec', '-s', ctr, 'ps'])).toString();
+      if (!ps.includes('sleep 7777')) break;
+      await sleep(100);
+    }
+    t.false(ps.includes('sleep 7777'), `${tr}: ${ps}`);
+  }
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function waitListening(port: number, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) throw new Error(`crictl port-forward exited with ${child.exitCode}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
+      c.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
