@@ -15,7 +15,7 @@ import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
 import { InvalidArgumentError } from '../errors.js';
 import type { FsOps } from '../linux/fsops.js';
-import { unpackLayer, type UnpackStats } from '../snapshot/unpack.js';
+import { unpackLayer, type UnpackIO, type UnpackStats } from '../snapshot/unpack.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
@@ -86,11 +86,11 @@ export async function* verified(src: AsyncIterable<Buffer>, digest: string, what
  * Unpacks a layer into fsDir. `compressed` yields the blob as stored in the registry or archive;
  * it is verified against blobDigest (when given) and its tar against diffId.
  */
-export async function unpackBlob(fsDir: string, compressed: AsyncIterable<Buffer>, blobDigest: string | undefined, diffId: string, ops: FsOps): Promise<UnpackStats> {
+export async function unpackBlob(fsDir: string, compressed: AsyncIterable<Buffer>, blobDigest: string | undefined, diffId: string, ops: FsOps, io?: UnpackIO): Promise<UnpackStats> {
   const src = blobDigest ? verified(compressed, blobDigest, `layer ${blobDigest}`) : compressed;
   const h = createHash('sha256');
   const tar = hashing(await decompressed(src), h);
-  const stats = await unpackLayer(fsDir, tar, ops);
+  const stats = await unpackLayer(fsDir, tar, ops, io);
   const got = `sha256:${h.digest('hex')}`;
   if (got !== diffId) throw new InvalidArgumentError(`layer ${blobDigest ?? ''}: diff id mismatch: the image config says ${diffId}, the layer's tar is ${got}`);
   return stats;

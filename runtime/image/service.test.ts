@@ -77,7 +77,7 @@ rtest('a second pull of a present image fetches no blobs', async (t) => {
   const t0 = Date.now();
   await svc.pull(`${reg.host}/a`, null, never);
   t.is(reg.count('GET /v2/a/blobs/'), blobs);
-  t.true(Date.now() - t0 < 200);
+  t.true(Date.now() - t0 < 1000, `${Date.now() - t0} ms`);
 });
 
 rtest('concurrent pulls join: every blob is downloaded once', async (t) => {

@@ -9,6 +9,7 @@
 import { parentPort } from 'node:worker_threads';
 import { RuntimeError } from '../errors.js';
 import { fsops } from '../linux/fsops.js';
+import { syncIO } from '../snapshot/unpack.js';
 import { unpackBlob } from './layer.js';
 
 interface Job {
@@ -41,7 +42,7 @@ port.on('message', (m: { t: string; job: number; dir?: string; blobDigest?: stri
   if (m.t === 'start') {
     const job: Job = { id: m.job, queue: [], ended: false, aborted: false, wake: undefined };
     current = job;
-    unpackBlob(m.dir!, chunks(job), m.blobDigest || undefined, m.diffId!, fsops).then(
+    unpackBlob(m.dir!, chunks(job), m.blobDigest || undefined, m.diffId!, fsops, syncIO).then(
       (stats) => port.postMessage({ t: 'done', job: job.id, stats }),
       (err: unknown) => port.postMessage({
         t: 'error', job: job.id,

@@ -11,7 +11,7 @@
  * recreated, files are opened O_EXCL|O_NOFOLLOW); hard links must name an entry inside.
  * We are the only writer of the directory while unpacking, so the lstat checks cannot race.
  */
-import { constants as C, promises as fs } from 'node:fs';
+import fsSync, { constants as C, promises as fs, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { InvalidArgumentError, errnoCode } from '../errors.js';
 import { S_IFBLK, S_IFCHR, S_IFIFO, type FsOps } from '../linux/fsops.js';
@@ -37,6 +37,98 @@ const WRITE_BATCH = 1 << 20;
 
 class Hostile extends InvalidArgumentError {}
 
+/** The file operations of an unpack: asynchronous on the main thread, synchronous on a worker. */
+export interface UnpackIO {
+  lstat(p: string): Promise<Stats>;
+  mkdir(p: string, opts: { mode: number }): Promise<unknown>;
+  readlink(p: string): Promise<string>;
+  unlink(p: string): Promise<void>;
+  rmrf(p: string): Promise<void>;
+  symlink(target: string, p: string): Promise<void>;
+  link(existing: string, p: string): Promise<void>;
+  lchown(p: string, uid: number, gid: number): Promise<void>;
+  chmod(p: string, mode: number): Promise<void>;
+  lutimes(p: string, atime: number, mtime: number): Promise<void>;
+  /** Creates p (O_EXCL|O_NOFOLLOW: never through a link) with the body's bytes. */
+  writeFile(p: string, body: AsyncIterable<Buffer>): Promise<void>;
+}
+
+const CREATE = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+
+/** Gathers network-sized chunks into ~1 MiB writes: fewer syscalls and thread-pool round trips. */
+async function* batches(body: AsyncIterable<Buffer>): AsyncGenerator<Buffer[]> {
+  let batch: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    batch.push(c);
+    n += c.length;
+    if (n >= WRITE_BATCH) {
+      yield batch;
+      batch = [];
+      n = 0;
+    }
+  }
+  if (batch.length) yield batch;
+}
+
+export const asyncIO: UnpackIO = {
+  lstat: (p) => fs.lstat(p),
+  mkdir: (p, o) => fs.mkdir(p, o),
+  readlink: (p) => fs.readlink(p),
+  unlink: (p) => fs.unlink(p),
+  rmrf: (p) => fs.rm(p, { recursive: true, force: true }),
+  symlink: (t, p) => fs.symlink(t, p),
+  link: (e, p) => fs.link(e, p),
+  lchown: (p, u, g) => fs.lchown(p, u, g),
+  chmod: (p, m) => fs.chmod(p, m),
+  lutimes: (p, a, m) => fs.lutimes(p, a, m),
+  async writeFile(p, body) {
+    const fh = await fs.open(p, CREATE, 0o600);
+    try {
+      for await (const b of batches(body)) {
+        const total = b.reduce((a, x) => a + x.length, 0);
+        let done = (await fh.writev(b)).bytesWritten;
+        // Short writes are rare on regular files but legal; finish them.
+        while (done < total) done += (await fh.write(Buffer.concat(b).subarray(done))).bytesWritten;
+      }
+    } finally {
+      await fh.close();
+    }
+  },
+};
+
+/**
+ * Blocking calls for a worker thread that does nothing else: no thread-pool hop per call, and
+ * the pool stays free for decompression.
+ */
+export const syncIO: UnpackIO = {
+  lstat: async (p) => fsSync.lstatSync(p),
+  mkdir: async (p, o) => fsSync.mkdirSync(p, o),
+  readlink: async (p) => fsSync.readlinkSync(p),
+  unlink: async (p) => fsSync.unlinkSync(p),
+  rmrf: async (p) => fsSync.rmSync(p, { recursive: true, force: true }),
+  symlink: async (t, p) => fsSync.symlinkSync(t, p),
+  link: async (e, p) => fsSync.linkSync(e, p),
+  lchown: async (p, u, g) => fsSync.lchownSync(p, u, g),
+  chmod: async (p, m) => fsSync.chmodSync(p, m),
+  lutimes: async (p, a, m) => fsSync.lutimesSync(p, a, m),
+  async writeFile(p, body) {
+    const fd = fsSync.openSync(p, CREATE, 0o600);
+    try {
+      for await (const b of batches(body)) {
+        const total = b.reduce((a, x) => a + x.length, 0);
+        let done = fsSync.writevSync(fd, b);
+        if (done < total) {
+          const rest = Buffer.concat(b).subarray(done);
+          for (let off = 0; off < rest.length;) off += fsSync.writeSync(fd, rest, off);
+        }
+      }
+    } finally {
+      fsSync.closeSync(fd);
+    }
+  },
+};
+
 /** Cleans a tar path to components relative to the root; rejects absolute names and escapes. */
 export function cleanEntryPath(name: string): string[] {
   if (name.startsWith('/')) throw new Hostile('absolute path');
@@ -59,7 +151,7 @@ export class LayerUnpacker {
   private readonly stats = { size: 0, inodes: 0 };
   private readonly implicit = new Set<string>();
 
-  constructor(private readonly root: string, private readonly ops: FsOps) {}
+  constructor(private readonly root: string, private readonly ops: FsOps, private readonly io: UnpackIO = asyncIO) {}
 
   private abs(rel: string): string {
     return rel ? `${this.root}/${rel}` : this.root;
@@ -79,10 +171,10 @@ export class LayerUnpacker {
       }
       let st;
       try {
-        st = await fs.lstat(this.abs(next));
+        st = await this.io.lstat(this.abs(next));
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') throw err;
-        await fs.mkdir(this.abs(next), { mode: 0o755 });
+        await this.io.mkdir(this.abs(next), { mode: 0o755 });
         this.stats.inodes++;
         this.knownDirs.add(next);
         this.implicit.add(next);
@@ -94,7 +186,7 @@ export class LayerUnpacker {
         cur = next;
       } else if (st.isSymbolicLink()) {
         if (depth >= MAX_LINKS) throw new Hostile('too many levels of symbolic links');
-        const target = await fs.readlink(this.abs(next));
+        const target = await this.io.readlink(this.abs(next));
         if (target.startsWith('/')) throw new Hostile(`parent "${next}" is a symlink pointing outside the layer (${target})`);
         let resolved: string[];
         try {
@@ -114,19 +206,19 @@ export class LayerUnpacker {
   private async clear(rel: string, keepDir: boolean): Promise<'none' | 'dir' | 'other'> {
     let st;
     try {
-      st = await fs.lstat(this.abs(rel));
+      st = await this.io.lstat(this.abs(rel));
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return 'none';
       throw err;
     }
     if (st.isDirectory()) {
       if (keepDir) return 'dir';
-      await fs.rm(this.abs(rel), { recursive: true, force: true });
+      await this.io.rmrf(this.abs(rel));
       // Cached directories below the removed one are gone.
       for (const d of this.knownDirs) if (d === rel || d.startsWith(`${rel}/`)) this.knownDirs.delete(d);
       return 'none';
     }
-    await fs.unlink(this.abs(rel));
+    await this.io.unlink(this.abs(rel));
     return 'other';
   }
 
@@ -160,7 +252,7 @@ export class LayerUnpacker {
       case 'dir': {
         const had = await this.clear(rel, true);
         if (had !== 'dir') {
-          await fs.mkdir(this.abs(rel), { mode: 0o700 });
+          await this.io.mkdir(this.abs(rel), { mode: 0o700 });
           this.stats.inodes++;
         }
         this.knownDirs.add(rel);
@@ -170,24 +262,7 @@ export class LayerUnpacker {
       }
       case 'file': {
         await this.clear(rel, false);
-        const fh = await fs.open(this.abs(rel), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-        try {
-          // Network-sized chunks gathered into ~1 MiB writev calls: fewer thread-pool round trips.
-          let batch: Buffer[] = [];
-          let batched = 0;
-          for await (const chunk of body) {
-            batch.push(chunk);
-            batched += chunk.length;
-            if (batched >= WRITE_BATCH) {
-              await fh.writev(batch);
-              batch = [];
-              batched = 0;
-            }
-          }
-          if (batch.length) await fh.writev(batch);
-        } finally {
-          await fh.close();
-        }
+        await this.io.writeFile(this.abs(rel), body);
         this.stats.size += entry.size;
         this.stats.inodes++;
         await this.setMeta(rel, entry);
@@ -195,7 +270,7 @@ export class LayerUnpacker {
       }
       case 'symlink': {
         await this.clear(rel, false);
-        await fs.symlink(entry.linkname, this.abs(rel));
+        await this.io.symlink(entry.linkname, this.abs(rel));
         this.stats.inodes++;
         await this.setMeta(rel, entry);
         return;
@@ -212,14 +287,14 @@ export class LayerUnpacker {
         const trel = tdir ? `${tdir}/${tparts[tparts.length - 1]}` : tparts[tparts.length - 1]!;
         let tst;
         try {
-          tst = await fs.lstat(this.abs(trel));
+          tst = await this.io.lstat(this.abs(trel));
         } catch {
           throw new Hostile(`hard link target "${entry.linkname}" does not exist in the layer`);
         }
         if (tst.isDirectory()) throw new Hostile(`hard link target "${entry.linkname}" is a directory`);
         if (trel === rel) return;
         await this.clear(rel, false);
-        await fs.link(this.abs(trel), this.abs(rel));
+        await this.io.link(this.abs(trel), this.abs(rel));
         return;
       }
       case 'char':
@@ -240,26 +315,26 @@ export class LayerUnpacker {
   /** Ownership, then mode (chown clears setuid), then xattrs (chown clears security.capability), then times. */
   private async setMeta(rel: string, e: TarEntry): Promise<void> {
     const p = this.abs(rel);
-    await fs.lchown(p, e.uid, e.gid);
-    if (e.type !== 'symlink') await fs.chmod(p, e.mode);
+    await this.io.lchown(p, e.uid, e.gid);
+    if (e.type !== 'symlink') await this.io.chmod(p, e.mode);
     for (const [k, v] of Object.entries(e.xattrs)) this.ops.lsetxattr(p, k, v);
     if (e.type === 'dir') this.dirTimes.push({ path: p, mtime: e.mtime });
-    else await fs.lutimes(p, e.mtime, e.mtime);
+    else await this.io.lutimes(p, e.mtime, e.mtime);
   }
 
   /** Directory times last: creating children changes them. */
   async finish(): Promise<UnpackStats> {
     for (let i = this.dirTimes.length - 1; i >= 0; i--) {
       const d = this.dirTimes[i]!;
-      await fs.lutimes(d.path, d.mtime, d.mtime).catch(() => undefined);
+      await this.io.lutimes(d.path, d.mtime, d.mtime).catch(() => undefined);
     }
     return { ...this.stats, implicitDirs: [...this.implicit] };
   }
 }
 
 /** Unpacks a whole (uncompressed) tar stream into root. Errors name the offending entry. */
-export async function unpackLayer(root: string, tar: ChunkSource, ops: FsOps): Promise<UnpackStats> {
-  const u = new LayerUnpacker(root, ops);
+export async function unpackLayer(root: string, tar: ChunkSource, ops: FsOps, io: UnpackIO = asyncIO): Promise<UnpackStats> {
+  const u = new LayerUnpacker(root, ops, io);
   for await (const { entry, body } of readTar(tar)) {
     try {
       await u.apply(entry, body);
