@@ -3,8 +3,10 @@
  * threads. The main thread only reads the network and forwards bytes, so parallel layers use
  * every core instead of queueing behind each other and behind RPC handling on one thread.
  *
- * Flow control: at most MAX_INFLIGHT bytes are sent ahead of what the worker has consumed.
- * Workers are started on demand, reused, and stopped after IDLE_MS without work.
+ * Flow control: at most MAX_INFLIGHT bytes per layer are sent ahead of what the worker has
+ * consumed. One worker per core, each interleaving the layers it is given; started at creation
+ * (loading the modules costs ~60 ms of CPU per worker, better paid before the first pull) and
+ * stopped after IDLE_MS without work, to be started again on demand.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -16,7 +18,8 @@ const IDLE_MS = 30_000;
 
 interface Slot {
   worker: Worker;
-  busy: boolean;
+  jobs: number;
+  dead: boolean;
   idleTimer?: NodeJS.Timeout;
 }
 
@@ -25,38 +28,45 @@ export class UnpackPool {
   private nextJob = 1;
   private closed = false;
 
-  constructor(private readonly max = Math.max(1, availableParallelism())) {}
+  constructor(private readonly size = Math.max(1, availableParallelism())) {
+    for (let i = 0; i < size; i++) this.spawn();
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(new URL('./unpack-worker.js', import.meta.url));
+    worker.unref();
+    const slot: Slot = { worker, jobs: 0, dead: false };
+    const gone = () => {
+      slot.dead = true;
+      const i = this.slots.indexOf(slot);
+      if (i !== -1) this.slots.splice(i, 1);
+    };
+    worker.on('error', gone);
+    worker.on('exit', gone);
+    this.slots.push(slot);
+    this.idle(slot);
+    return slot;
+  }
+
+  private idle(slot: Slot): void {
+    if (slot.idleTimer) clearTimeout(slot.idleTimer);
+    slot.idleTimer = setTimeout(() => {
+      if (slot.jobs === 0) void slot.worker.terminate();
+    }, IDLE_MS);
+    slot.idleTimer.unref();
+  }
 
   private acquire(): Slot {
-    let slot = this.slots.find((s) => !s.busy);
-    if (!slot) {
-      const worker = new Worker(new URL('./unpack-worker.js', import.meta.url));
-      worker.unref();
-      slot = { worker, busy: false };
-      this.slots.push(slot);
-      const s = slot;
-      worker.on('error', () => this.drop(s));
-      worker.on('exit', () => this.drop(s));
-    }
+    let slot = [...this.slots].sort((a, b) => a.jobs - b.jobs)[0];
+    if (!slot || (slot.jobs > 0 && this.slots.length < this.size)) slot = this.spawn();
     if (slot.idleTimer) clearTimeout(slot.idleTimer);
-    slot.busy = true;
+    slot.jobs++;
     return slot;
   }
 
   private release(slot: Slot): void {
-    slot.busy = false;
-    // More workers than cores only help while many layers are in flight.
-    if (this.closed || this.slots.filter((s) => !s.busy).length > this.max) {
-      void slot.worker.terminate();
-      return;
-    }
-    slot.idleTimer = setTimeout(() => void slot.worker.terminate(), IDLE_MS);
-    slot.idleTimer.unref();
-  }
-
-  private drop(slot: Slot): void {
-    const i = this.slots.indexOf(slot);
-    if (i !== -1) this.slots.splice(i, 1);
+    slot.jobs--;
+    if (slot.jobs === 0 && !slot.dead) this.idle(slot);
   }
 
   /** Unpacks the compressed stream src into dir on a worker; rejects with the worker's error kind. */
@@ -110,19 +120,19 @@ export class UnpackPool {
       // The source failed (network, cancel): stop the worker's job, then report the source error.
       if (!finished) w.postMessage({ t: 'abort', job });
       await result.catch(() => undefined);
-      if (!crashed) this.release(slot);
+      this.release(slot);
       if (signal.aborted && signal.reason instanceof RuntimeError) throw signal.reason;
       throw err;
     }
     try {
       return await result;
     } finally {
-      if (!crashed) this.release(slot);
+      this.release(slot);
     }
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.slots.filter((s) => !s.busy).map((s) => s.worker.terminate()));
+    await Promise.all(this.slots.filter((s) => s.jobs === 0).map((s) => s.worker.terminate()));
   }
 }

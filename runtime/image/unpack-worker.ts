@@ -1,7 +1,7 @@
 /**
  * Worker thread side of the unpack pool (unpack-pool.ts): receives a layer's compressed bytes
  * as they arrive, verifies and decompresses them and writes the files, off the main thread
- * that serves every RPC. One job at a time per worker.
+ * that serves every RPC. A worker interleaves several jobs (one per layer in flight).
  *
  * Messages in:  {t:'start', job, dir, blobDigest, diffId} {t:'data', job, chunk} {t:'end', job} {t:'abort', job}
  * Messages out: {t:'ack', job, bytes} {t:'done', job, stats} {t:'error', job, kind, message}
@@ -20,7 +20,7 @@ interface Job {
   wake: (() => void) | undefined;
 }
 
-let current: Job | undefined;
+const jobs = new Map<number, Job>();
 const port = parentPort!;
 
 async function* chunks(job: Job): AsyncGenerator<Buffer> {
@@ -41,8 +41,8 @@ async function* chunks(job: Job): AsyncGenerator<Buffer> {
 port.on('message', (m: { t: string; job: number; dir?: string; blobDigest?: string; diffId?: string; chunk?: Uint8Array }) => {
   if (m.t === 'start') {
     const job: Job = { id: m.job, queue: [], ended: false, aborted: false, wake: undefined };
-    current = job;
-    unpackBlob(m.dir!, chunks(job), m.blobDigest || undefined, m.diffId!, fsops, syncIO).then(
+    jobs.set(job.id, job);
+    unpackBlob(m.dir!, chunks(job), m.blobDigest || undefined, m.diffId!, fsops, syncIO).finally(() => jobs.delete(job.id)).then(
       (stats) => port.postMessage({ t: 'done', job: job.id, stats }),
       (err: unknown) => port.postMessage({
         t: 'error', job: job.id,
@@ -52,8 +52,8 @@ port.on('message', (m: { t: string; job: number; dir?: string; blobDigest?: stri
     );
     return;
   }
-  const job = current;
-  if (!job || job.id !== m.job) return;
+  const job = jobs.get(m.job);
+  if (!job) return;
   if (m.t === 'data') job.queue.push(Buffer.from(m.chunk!.buffer, m.chunk!.byteOffset, m.chunk!.byteLength));
   else if (m.t === 'end') job.ended = true;
   else if (m.t === 'abort') job.aborted = true;
