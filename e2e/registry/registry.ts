@@ -11,6 +11,7 @@
  *   reg.users      accepted credentials (basic, token); default { corral: 'corral-e2e-password' }
  *   reg.tokenRealm token server URL (token only; the registry's 401 challenge names it too)
  *   const pushed = await pushImages(reg, imagesDir, filter?);   // imagesDir = build OUTDIR
+ *   mirrorsFor(reg)  { 'registry.k8s.io': 'http://127.0.0.1:PORT/registry.k8s.io', ... }
  *   await reg.stop();   // kills the processes this module started (by pid), removes the temp dir
  *
  * Repository names: an image ref with an upstream host is pushed as "<host>/<repo>:<tag>"
@@ -237,6 +238,14 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
   }
 }
 
+/**
+ * Mirror endpoints with a namespace for each upstream host: { 'registry.k8s.io':
+ * 'http://127.0.0.1:PORT/registry.k8s.io', ... } (the pushed repositories start with the host).
+ */
+export function mirrorsFor(reg: Pick<Registry, 'url'>, hosts: string[] = MIRRORED_HOSTS): Record<string, string> {
+  return Object.fromEntries(hosts.map((h) => [h, `${reg.url}/${h}`]));
+}
+
 /** A client for the registry with the first configured user's credentials (or the given ones). */
 export function registryClient(reg: Registry, user?: { username: string; password: string }): RegistryClient {
   const first = Object.entries(reg.users)[0];
@@ -279,6 +288,10 @@ export async function pushImages(reg: Registry, imagesDir: string, filter?: Push
   const manifest: ImagesManifest = await loadImages(imagesDir);
   const store = new BlobStore(path.join(imagesDir, manifest.layout));
   const client = registryClient(reg);
+  if (Array.isArray(filter)) {
+    const unknown = filter.filter((n) => !manifest.images.some((i) => i.name === n));
+    if (unknown.length > 0) throw new Error(`pushImages: not built in ${imagesDir}: ${unknown.join(', ')} (the large image needs --large)`);
+  }
   const selected = manifest.images.filter((img) =>
     !filter ? true : Array.isArray(filter) ? filter.includes(img.name) : filter(img));
   const done = new Set<string>();
