@@ -409,7 +409,13 @@ export class ImageService {
     try {
       const existing = this.images.get(id);
       if (existing && existing.layers.every((l) => this.snapshots.get(l.diffId))) {
-        return await this.images.put(existing, c.tags, c.digests);
+        // Leased before anything awaits, so a concurrent GC keeps these snapshots.
+        const releaseExisting = this.lease(existing.layers.map((l) => l.diffId));
+        try {
+          return await this.images.put(existing, c.tags, c.digests);
+        } finally {
+          releaseExisting();
+        }
       }
       let configBytes = await this.content.read(id);
       if (!configBytes) {
@@ -548,11 +554,13 @@ export class ImageService {
       keep.add(img.id).add(img.manifestDigest).add(img.topDigest);
       for (const l of img.layers) keep.add(l.diffId);
     }
+    // Leases are checked again right before each removal: a pull may have taken one while an
+    // earlier removal was awaited (the check and the forgetting happen without an await between).
     for (const s of this.snapshots.list()) {
-      if (!keep.has(s.key)) await this.snapshots.remove(s.key);
+      if (!keep.has(s.key) && !this.leases.has(s.key)) await this.snapshots.remove(s.key);
     }
     for (const d of await this.content.list()) {
-      if (!keep.has(d)) await this.content.remove(d);
+      if (!keep.has(d) && !this.leases.has(d)) await this.content.remove(d);
     }
   }
 
