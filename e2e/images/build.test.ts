@@ -56,7 +56,7 @@ test('a second build into the same directory reuses everything', async (t) => {
   const again = await buildImages({ outDir: first.dir, log: (l) => lines.push(l) });
   t.true(lines.every((l) => l.startsWith('cached')), lines.join('\n'));
   t.is(again.images.length, first.m.images.length);
-  t.true(Date.now() - started < 5000);
+  t.true(Date.now() - started < 20_000, `${Date.now() - started} ms`);
 });
 
 test('every blob in the layout matches its digest, except the planted one', async (t) => {
