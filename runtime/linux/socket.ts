@@ -48,6 +48,13 @@ function bind() {
     close: libc.func('int close(int fd)'),
     poll: libc.func('int poll(_Inout_ void *fds, unsigned long n, int timeout)'),
     getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Out_ int *val, _Inout_ uint32_t *len)'),
+    posix_openpt: libc.func('int posix_openpt(int flags)'),
+    grantpt: libc.func('int grantpt(int fd)'),
+    unlockpt: libc.func('int unlockpt(int fd)'),
+    ptsname_r: libc.func('int ptsname_r(int fd, _Out_ uint8_t *buf, size_t len)'),
+    tcgetattr: libc.func('int tcgetattr(int fd, _Out_ uint8_t *termios)'),
+    tcsetattr: libc.func('int tcsetattr(int fd, int action, const uint8_t *termios)'),
+    cfmakeraw: libc.func('void cfmakeraw(_Inout_ uint8_t *termios)'),
   };
 }
 
@@ -196,4 +203,36 @@ export function waitConnected(fd: number, timeoutMs: number): void {
     const code = ERRNO_CODES[err] ?? `E${err}`;
     throw Object.assign(new Error(`connect 127.0.0.1: ${code}`), { code });
   }
+}
+
+/**
+ * A new pseudo-terminal on the host: the master fd (close-on-exec) and the slave's path. For
+ * runtimes that want a terminal on their own stdio rather than a console socket (runc in the
+ * foreground).
+ */
+export function openPty(): { master: number; slavePath: string } {
+  const O_RDWR = 0o2;
+  const O_NOCTTY = 0o400;
+  const O_CLOEXEC = 0o2000000;
+  const master = c().posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC) as number;
+  if (master < 0) fail('posix_openpt', 'O_RDWR|O_NOCTTY');
+  try {
+    if ((c().grantpt(master) as number) !== 0) fail('grantpt', String(master));
+    if ((c().unlockpt(master) as number) !== 0) fail('unlockpt', String(master));
+    const buf = Buffer.alloc(128);
+    const r = c().ptsname_r(master, buf, buf.length) as number;
+    if (r !== 0) throw new SyscallError('ptsname_r', r, String(master));
+    return { master, slavePath: buf.toString('utf8', 0, buf.indexOf(0)) };
+  } catch (err) {
+    c().close(master);
+    throw err;
+  }
+}
+
+/** Puts a terminal in raw mode (no echo, no line editing, no output processing). */
+export function setRaw(fd: number): void {
+  const t = Buffer.alloc(64); // struct termios is 60 bytes on Linux
+  if ((c().tcgetattr(fd, t) as number) !== 0) fail('tcgetattr', String(fd));
+  c().cfmakeraw(t);
+  if ((c().tcsetattr(fd, 0 /* TCSANOW */, t) as number) !== 0) fail('tcsetattr', String(fd));
 }

@@ -10,13 +10,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promises as fs, readFileSync } from 'node:fs';
+import { closeSync, constants, openSync, promises as fs, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tty from 'node:tty';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
-import { closeFd, recvFd, setWinsize } from '../linux/socket.js';
+import { closeFd, openPty, recvFd, setRaw, setWinsize } from '../linux/socket.js';
 import type { Logger } from '../util/log.js';
 import type { ContainerLookup, OciProcessLike, StreamingContainer } from './ports.js';
 import { ExecStartError, type ExecBackend, type ExecRequest, type StreamIO } from './types.js';
@@ -154,22 +154,18 @@ export class RuntimeExecBackend implements ExecBackend {
   }
 
   private async execTty(c: StreamingContainer, args: string[], pidFile: string, tag: string, io: StreamIO): Promise<number> {
+    if (usesHostTerminal(c.runtimePath)) return this.execHostTty(c, args, pidFile, io);
     await fs.mkdir(this.deps.workDir, { recursive: true, mode: 0o700 });
     let sockPath = join(this.deps.workDir, `exec-${tag}.sock`);
     if (Buffer.byteLength(sockPath) > 100) sockPath = join(tmpdir(), `corral-exec-${tag}.sock`);
     const consoleSocket = new ConsoleSocket(sockPath);
     await consoleSocket.listen();
     let child: ChildProcess | undefined;
-    let pty: tty.ReadStream | undefined;
     let stop = () => {};
-    const unsubscribe: Array<() => void> = [];
     try {
       child = spawn(c.runtimePath, [...args, '--tty', '--console-socket', sockPath, c.id], { stdio: ['ignore', 'pipe', 'pipe'] });
       stop = this.killOnAbort(child, pidFile, io.signal);
-      let errTail = '';
-      const collect = (b: Buffer) => { errTail = (errTail + b.toString('utf8')).slice(-4096); };
-      child.stdout!.on('data', collect);
-      child.stderr!.on('data', collect);
+      const errTail = tail(child);
       const exited = this.waitExit(child);
       const received = consoleSocket.receive(CONSOLE_TIMEOUT_MS);
       let master = await Promise.race([received, exited.then(() => undefined)]);
@@ -178,20 +174,71 @@ export class RuntimeExecBackend implements ExecBackend {
       if (master === undefined) master = await Promise.race([received, new Promise<undefined>((r) => setTimeout(r, 200))]);
       if (master === undefined) {
         // The runtime gave up before handing over a terminal: its message is the only output.
-        const code = startFailureCode(await exited, errTail);
-        if (errTail && io.stdout) io.stdout.write(errTail.replace(/\n/g, '\r\n'));
+        const code = startFailureCode(await exited, errTail());
+        if (errTail() && io.stdout) io.stdout.write(errTail().replace(/\n/g, '\r\n'));
         return code;
       }
       consoleSocket.close();
+      return await this.ttySession(c, master, exited, errTail, io, () => {});
+    } finally {
+      stop();
+      consoleSocket.close();
+      if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await fs.rm(sockPath, { force: true });
+    }
+  }
+
+  /**
+   * runc hands a console socket over only when it detaches, and a detached runc leaves nobody to
+   * collect the exit status. In the foreground it wants a terminal on its own stdio, makes the
+   * container's pty and relays between the two, applying our terminal's size on SIGWINCH.
+   */
+  private async execHostTty(c: StreamingContainer, args: string[], pidFile: string, io: StreamIO): Promise<number> {
+    const { master, slavePath } = openPty();
+    let child: ChildProcess | undefined;
+    let stop = () => {};
+    try {
+      if (io.resize.current) setWinsize(master, io.resize.current.height, io.resize.current.width);
+      const slave = openSync(slavePath, constants.O_RDWR | constants.O_NOCTTY);
+      try {
+        // Raw from the start: runc sets it raw too, but input typed before that would echo twice.
+        setRaw(slave);
+        child = spawn(c.runtimePath, [...args, '--tty', c.id], { stdio: [slave, slave, slave] });
+      } finally {
+        closeSync(slave);
+      }
+      const ch = child;
+      stop = this.killOnAbort(ch, pidFile, io.signal);
+      const exited = this.waitExit(ch);
+      return await this.ttySession(c, master, exited, () => '', io, () => {
+        try { if (ch.pid) process.kill(ch.pid, 'SIGWINCH'); } catch { /* gone */ }
+      });
+    } catch (err) {
+      closeFd(master);
+      throw err;
+    } finally {
+      stop();
+      if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  }
+
+  /** Relays between the client and the pty master until the runtime exits; owns (closes) the master. */
+  private async ttySession(c: StreamingContainer, master: number, exited: Promise<number>, errTail: () => string, io: StreamIO, afterResize: () => void): Promise<number> {
+    const unsubscribe: Array<() => void> = [];
+    const p = new tty.ReadStream(master);
+    try {
       const apply = (s: { width: number; height: number }) => {
-        try { setWinsize(master, s.height, s.width); } catch (err) { this.deps.logger.debug(`exec ${c.id}: resize: ${(err as Error).message}`); }
+        try {
+          setWinsize(master, s.height, s.width);
+          afterResize();
+        } catch (err) {
+          this.deps.logger.debug(`exec ${c.id}: resize: ${(err as Error).message}`);
+        }
       };
       if (io.resize.current) apply(io.resize.current);
       unsubscribe.push(io.resize.onResize(apply));
-      pty = new tty.ReadStream(master);
-      const p = pty;
       p.on('error', () => {}); // EIO once the last slave fd closes: the normal end of a pty
-      // crun reports a command it cannot start on the terminal itself.
+      // The runtime reports a command it cannot start on the terminal itself.
       let ptyTail = '';
       p.on('data', (b: Buffer) => { ptyTail = (ptyTail + b.toString('utf8')).slice(-1024); });
       const outDone = copyOut(p, io.stdout);
@@ -205,16 +252,26 @@ export class RuntimeExecBackend implements ExecBackend {
       }
       const code = await exited;
       await drain([outDone], [p]);
-      return startFailureCode(code, errTail + ptyTail);
+      return startFailureCode(code, errTail() + ptyTail);
     } finally {
-      stop();
       for (const u of unsubscribe) u();
-      pty?.destroy();
-      consoleSocket.close();
-      if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await fs.rm(sockPath, { force: true });
+      p.destroy();
     }
   }
+}
+
+/** runc cannot pass a terminal through --console-socket without detaching. */
+export function usesHostTerminal(runtimePath: string): boolean {
+  return /(^|\/)runc[^/]*$/.test(runtimePath);
+}
+
+/** Keeps the last 4 KiB of a child's stdout+stderr (the runtime's own messages). */
+function tail(child: ChildProcess): () => string {
+  let text = '';
+  const collect = (b: Buffer) => { text = (text + b.toString('utf8')).slice(-4096); };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  return () => text;
 }
 
 /** Copies a process output into the client's stream (not ending it); resolves at the source's end. */
