@@ -249,6 +249,9 @@ class HarnessImpl implements Harness {
   readonly crictlConfig: string;
   private child: ChildProcess | undefined;
   private exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
+  /** Set when the daemon exits without stopDaemon() having asked it to: a crash. */
+  private died: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private stopping = false;
   private stopped = false;
 
   constructor(
@@ -327,7 +330,8 @@ class HarnessImpl implements Harness {
   }
 
   async startDaemon(): Promise<void> {
-    if (this.child && this.exited) throw new Error('the daemon is already running');
+    if (this.child && this.exited && !this.died) throw new Error('the daemon is already running');
+    this.died = undefined;
     const log = openSync(this.logPath, 'a');
     const child = spawn(process.execPath, [DAEMON_MAIN, 'serve', '--config', this.configPath], {
       stdio: ['ignore', log, log],
@@ -340,13 +344,17 @@ class HarnessImpl implements Harness {
       child.on('error', () => resolve({ code: -1, signal: null }));
     });
     let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-    void this.exited.then((e) => { exit = e; });
+    void this.exited.then((e) => {
+      exit = e;
+      if (!this.stopping && this.child === child) this.died = e;
+    });
     const deadline = Date.now() + (this.opts.startTimeoutMs ?? 30_000);
     let last: CmdResult | undefined;
     while (Date.now() < deadline) {
       if (exit) {
         this.child = undefined;
         this.exited = undefined;
+        this.died = undefined; // reported by this throw
         throw new Error(`corral exited (code ${exit.code}, signal ${exit.signal}) before answering Version\n${this.logTail()}`);
       }
       if (existsSync(this.socket)) {
@@ -363,6 +371,12 @@ class HarnessImpl implements Harness {
     const exited = this.exited;
     if (!child || !exited) return { code: null, signal: null, ms: 0 };
     const t0 = Date.now();
+    if (this.died) {
+      this.child = undefined;
+      this.exited = undefined;
+      return { ...this.died, ms: 0 };
+    }
+    this.stopping = true;
     child.kill(signal);
     let timer: NodeJS.Timeout | undefined;
     const res = await Promise.race([
@@ -373,9 +387,11 @@ class HarnessImpl implements Harness {
     const ms = Date.now() - t0;
     this.child = undefined;
     this.exited = undefined;
+    this.stopping = false;
     if (res === null) {
       child.kill('SIGKILL');
       const k = await exited;
+      this.stopping = false;
       throw new Error(`corral did not exit within ${timeoutMs} ms of ${signal} (killed: ${k.signal})\n${this.logTail()}`);
     }
     return { ...res, ms };
@@ -440,6 +456,11 @@ class HarnessImpl implements Harness {
     const problems: string[] = [];
     const leftovers: Leak[] = [];
     const ids: string[] = [];
+    if (this.died) {
+      problems.push(`corral died during the run (code ${this.died.code}, signal ${this.died.signal})`);
+      this.child = undefined;
+      this.exited = undefined;
+    }
     if (this.child) {
       // Tests remove what they create; what is still there is a test bug (or a daemon bug that
       // kept a remove from working), and gets removed here so the next test starts clean.

@@ -6,6 +6,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
 import { DAEMON_MAIN } from '../harness/paths.js';
 import { startHarness, sleep, type Harness } from '../harness/index.js';
 
@@ -101,13 +102,30 @@ test.serial('random bytes and half-open connections do not crash the daemon', as
   t.regex(await h.crictlOk(['version']), /RuntimeName:\s+corral/);
 });
 
-test.serial('SIGTERM exits 0 within 5 s even with a client connected, and a restart answers again', async (t) => {
+test.serial('SIGTERM exits 0 within 5 s with a gRPC client connected, and a restart answers again', async (t) => {
   // A kubelet keeps its connection open: shutdown must not wait for it to go away.
-  const client = await open(h.socket);
-  client.on('error', () => {});
-  client.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+  const client = new grpc.Client(h.endpoint, grpc.credentials.createInsecure());
+  await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 5000, (e) => (e ? reject(e) : resolve())));
   const r = await h.stopDaemon('SIGTERM', 10_000);
-  client.destroy();
+  client.close();
+  t.is(r.code, 0, `exit code ${r.code}, signal ${r.signal}`);
+  t.true(r.ms < 5000, `took ${r.ms} ms`);
+  await h.startDaemon();
+  t.regex(await h.crictlOk(['version']), /RuntimeName:\s+corral/);
+});
+
+test.serial('SIGTERM exits 0 within 5 s with a half-open connection stuck in the HTTP/2 handshake', async (t) => {
+  // A peer that sent the preface and then nothing (a hung client, a port scanner) must not keep
+  // the daemon alive after its grace period.
+  const stuck = await open(h.socket);
+  stuck.on('error', () => {});
+  stuck.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+  let r;
+  try {
+    r = await h.stopDaemon('SIGTERM', 10_000);
+  } finally {
+    stuck.destroy();
+  }
   t.is(r.code, 0, `exit code ${r.code}, signal ${r.signal}`);
   t.true(r.ms < 5000, `took ${r.ms} ms`);
   await h.startDaemon();
