@@ -91,7 +91,10 @@ test('critest stand-ins carry the names and properties the specs check', async (
     t.is(cfg.config.User, user, name);
   }
 
-  const bb = await layerEntries((await manifestOf('critest-busybox')).layers[0]);
+  const bbLayers = (await manifestOf('critest-busybox')).layers;
+  const shell = (await layerEntries(bbLayers[1])).find((e) => e.path === 'bin/sh');
+  t.is(shell?.type, 'file', 'critest busybox: /bin/sh is dash, which executes commands from PATH');
+  const bb = await layerEntries(bbLayers[0]);
   const sh = bb.find((e) => e.path === 'bin/sh');
   t.is(sh?.type, 'hardlink');
   t.is(sh?.linkname, 'bin/busybox');

@@ -51,6 +51,7 @@ export interface ImageDef {
 const PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const NGINX = '/usr/sbin/nginx';
 const CATATONIT = '/usr/bin/catatonit';
+const DASH = '/usr/bin/dash';
 
 const file = (path: string, data: string | Buffer, mode = 0o644, uid = 0, gid = 0): TarEntry =>
   ({ type: 'file', path, data: typeof data === 'string' ? Buffer.from(data) : data, mode, uid, gid });
@@ -193,8 +194,13 @@ function critestImages(): ImageDef[] {
   return [
     busyboxDerived({
       name: 'critest-busybox', category: 'critest',
-      purpose: 'critest DefaultTestContainerImage (most specs): busybox with hard-linked applets, pgrep/pkill/ipcs stand-ins, users incl. nobody',
+      purpose: 'critest DefaultTestContainerImage (most specs): busybox with hard-linked applets, pgrep/pkill/ipcs stand-ins, users incl. nobody; /bin/sh is dash',
       refs: [{ host: K8S, repo: 'e2e-test-images/busybox', tag: '1.29-2' }],
+      // Debian's busybox shell runs applets in-process, so `sh -c ls` never executes /bin/ls and
+      // the MaskedPaths spec (mask /bin/ls, expect `sh -c ls` to fail) cannot fail as it must.
+      // dash, like the upstream image's shell, executes commands from PATH.
+      extra: (host) => [host.entry(DASH, { at: 'bin/sh' }), ...host.ldd(DASH).map((lib) => host.entry(lib))],
+      extraInputs: (host) => [DASH, ...host.ldd(DASH)],
       config: { Cmd: ['sh'] },
     }),
     nginxDef('critest-nginx', 80, [{ host: K8S, repo: 'e2e-test-images/nginx', tag: '1.14-2' }],
