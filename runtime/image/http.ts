@@ -23,6 +23,8 @@ export interface RequestOptions {
   /** Agent for https URLs; http URLs use the plain keep-alive agent. */
   httpsAgent?: https.Agent;
   maxRedirects?: number;
+  /** Fail when no response headers arrive within this many ms (a TLS probe of a plain-HTTP port may hang). */
+  headerTimeoutMs?: number;
 }
 
 const plainAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
@@ -46,13 +48,18 @@ function once(url: URL, o: RequestOptions): Promise<HttpResponse> {
     });
     const onAbort = () => req.destroy(abortReason(o.signal!));
     o.signal?.addEventListener('abort', onAbort, { once: true });
+    const headerTimer = o.headerTimeoutMs
+      ? setTimeout(() => req.destroy(new Error(`no response from ${url.host} within ${o.headerTimeoutMs} ms`)), o.headerTimeoutMs)
+      : undefined;
     req.on('response', (res) => {
+      if (headerTimer) clearTimeout(headerTimer);
       res.once('close', () => o.signal?.removeEventListener('abort', onAbort));
       // Errors after the response arrived surface on the body stream.
       res.on('error', () => undefined);
       resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
     });
     req.on('error', (err) => {
+      if (headerTimer) clearTimeout(headerTimer);
       o.signal?.removeEventListener('abort', onAbort);
       reject(err);
     });

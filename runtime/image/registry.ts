@@ -65,6 +65,8 @@ export class RegistryClient {
   private readonly agents = new Map<string, https.Agent>();
   /** Origins found to speak plain HTTP only. */
   private readonly plain = new Set<string>();
+  /** Origins that answered over TLS. */
+  private readonly tlsOk = new Set<string>();
   private readonly tokens = new Map<string, string>();
 
   constructor(private readonly config: Config, private readonly logger: Logger) {}
@@ -131,8 +133,13 @@ export class RegistryClient {
     const send = async (auth?: string): Promise<HttpResponse> => {
       const h = { ...headers, ...(auth ? { Authorization: auth } : {}) };
       const origin = this.plain.has(ep.origin) ? ep.origin.replace(/^https:/, 'http:') : ep.origin;
+      // Until an endpoint that may be plain HTTP has answered over TLS, the probe gets a short
+      // header timeout: some plain servers never answer a TLS ClientHello.
+      const probing = ep.allowHttp && origin.startsWith('https:') && !this.tlsOk.has(ep.origin);
       try {
-        return await request(new URL(path, origin), { method, headers: h, signal, httpsAgent: ep.agent });
+        const res = await request(new URL(path, origin), { method, headers: h, signal, httpsAgent: ep.agent, ...(probing ? { headerTimeoutMs: 5000 } : {}) });
+        if (probing) this.tlsOk.add(ep.origin);
+        return res;
       } catch (err) {
         if (signal.aborted || !ep.allowHttp || !origin.startsWith('https:')) throw err;
         // As docker does for insecure and loopback registries: no TLS offered, so speak plain HTTP.

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
+import net from 'node:net';
 import { join } from 'node:path';
 import { defaultConfig, type Config } from '../config.js';
 import { linux } from '../linux/syscalls.js';
@@ -271,4 +272,32 @@ rtest('a pull started after every caller of an identical pull left starts afresh
   await t.throwsAsync(first);
   reg.blobDelayMs = 0;
   t.is(await svc.pull(`${reg.host}/again`, null, never), img.configDigest);
+});
+
+rtest('a loopback registry that never answers a TLS hello is reached over plain HTTP', async (t) => {
+  const { reg, svc } = await setup(t);
+  reg.push('quiet', 'latest', busy());
+  // In front of the registry: TLS hellos (first byte 0x16) get silence, HTTP is forwarded.
+  const conns = new Set<net.Socket>();
+  const front = net.createServer((c) => {
+    conns.add(c);
+    c.once('data', (first) => {
+      if (first[0] === 0x16) return; // hold the connection open, say nothing
+      const up = net.connect(reg.port, '127.0.0.1', () => {
+        up.write(first);
+        c.pipe(up).pipe(c);
+      });
+      up.on('error', () => c.destroy());
+    });
+    c.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => {
+    for (const c of conns) c.destroy();
+    front.close();
+  });
+  const port = (front.address() as net.AddressInfo).port;
+  const t0 = Date.now();
+  t.truthy(await svc.pull(`127.0.0.1:${port}/quiet`, null, never));
+  t.true(Date.now() - t0 < 15_000);
 });
