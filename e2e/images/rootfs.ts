@@ -140,6 +140,7 @@ echo
 echo "------ Shared Memory Segments --------"
 echo "key        shmid      owner      perms      bytes      nattch     status"
 tail -n +2 /proc/sysvipc/shm 2>/dev/null | while read key shmid perms size cpid lpid nattch uid rest; do
+  [ "$key" -lt 0 ] && key=$((key + 4294967296))   # the kernel prints keys as signed ints
   printf "0x%08x %-10s %-10s %-10s %-10s %-10s\\n" "$key" "$shmid" "$uid" "$perms" "$size" "$nattch"
 done
 echo
