@@ -124,12 +124,17 @@ export async function benchContainers(h: Harness, cri: CriClient, opts: Containe
       try {
         await sh('sh', [script, 'start', ...common, '--', ...floorConmonArgs(tpl, id, dir, shared)], 60_000);
       } catch (e) {
-        await sh('sh', [script, 'stop', ...common], 30_000).catch(() => {});
+        await sh('sh', [script, 'clean', ...common], 30_000).catch(() => {});
         throw e;
       }
       const a = performance.now() - t0;
       t0 = performance.now();
-      await sh('sh', [script, 'stop', ...common], 60_000);
+      try {
+        await sh('sh', [script, 'stop', ...common], 60_000);
+      } catch (e) {
+        await sh('sh', [script, 'clean', ...common], 30_000).catch(() => {});
+        throw e;
+      }
       return [a, performance.now() - t0];
     };
     await floorCycle(); // warm-up

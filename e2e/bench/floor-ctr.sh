@@ -5,7 +5,7 @@
 # mounts it during CreateContainer.
 #
 #   floor-ctr.sh start DIR ID LOWERDIR RUNTIME RUNTIME_ROOT EXIT_DIR -- CONMON ARGS...
-#   floor-ctr.sh stop  DIR ID LOWERDIR RUNTIME RUNTIME_ROOT EXIT_DIR
+#   floor-ctr.sh stop|clean DIR ID LOWERDIR RUNTIME RUNTIME_ROOT EXIT_DIR
 set -eu
 op=$1 d=$2 id=$3 lower=$4 runtime=$5 root=$6 exits=$7
 shift 7
@@ -24,16 +24,25 @@ start)
   ;;
 stop)
   "$runtime" --root="$root" kill "$id" TERM
-  # conmon writes the exit file once the container has exited (bounded: 20 s).
+  # conmon writes the exit file once the container has exited. As StopContainer with a
+  # 10 s timeout does: SIGKILL when TERM was not enough (a shell that is pid 1 ignores TERM
+  # until its trap is set). Polls every ms at first, then every 10 ms; bounded to ~20 s.
   i=0
   while [ ! -e "$exits/$id" ]; do
     i=$((i + 1))
-    [ $i -le 20000 ] || { echo "no exit file for $id" >&2; exit 1; }
-    sleep 0.001
+    if [ $i -le 200 ]; then sleep 0.001; else sleep 0.01; fi
+    [ $i -ne 1200 ] || "$runtime" --root="$root" kill "$id" KILL || true
+    [ $i -le 2200 ] || { echo "no exit file for $id" >&2; exit 1; }
   done
   "$runtime" --root="$root" delete "$id"
   umount "$d/rootfs"
   rm -rf "$d" "$exits/$id"
   ;;
-*) echo "usage: floor-ctr.sh start|stop ..." >&2; exit 2 ;;
+clean)
+  # After a failure: whatever is left of this floor container goes.
+  "$runtime" --root="$root" delete --force "$id" 2>/dev/null || true
+  umount "$d/rootfs" 2>/dev/null || true
+  rm -rf "$d" "$exits/$id"
+  ;;
+*) echo "usage: floor-ctr.sh start|stop|clean ..." >&2; exit 2 ;;
 esac
