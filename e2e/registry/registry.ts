@@ -49,6 +49,8 @@ export interface RegistryOptions {
   binary?: string;
   /** Milliseconds to wait for /v2/ (default 20000). */
   readyTimeoutMs?: number;
+  /** Where the temp dir (config, certs, storage, log) is made (default os.tmpdir()). */
+  baseDir?: string;
 }
 
 export interface Registry {
@@ -166,7 +168,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
   const variant = opts.variant;
   const useTls = opts.tls ?? variant === 'tls';
   const users = opts.users ?? DEFAULT_USERS;
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `corral-registry-${variant}-`));
+  const dir = await fs.mkdtemp(path.join(opts.baseDir ?? os.tmpdir(), `corral-registry-${variant}-`));
   let tokenServer: TokenServer | undefined;
   let child: ChildProcess | undefined;
   try {

@@ -188,7 +188,9 @@ export async function spawnTokenServer(opts: TokenServerOptions, dir: string): P
     port,
     pid: child.pid,
     get requests(): TokenRequestLog[] {
-      return readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as TokenRequestLog);
+      let text = '';
+      try { text = readFileSync(logFile, 'utf8'); } catch { /* removed by stop() */ }
+      return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as TokenRequestLog);
     },
     stop: () => new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
