@@ -169,7 +169,7 @@ function testImage(name: string, repo: string, tags: string[], fileName: string,
     name, category: 'critest', purpose,
     refs: tags.map((tag) => ({ host: GCR, repo: `${CRITOOLS}/${repo}`, tag })),
     extra: () => [file(fileName, '')],
-    expect: { present: [fileName] },
+    expect: { present: ['/' + fileName] },
   });
 }
 
