@@ -181,6 +181,32 @@ export function defaultNetworkConf(subnet: string, ipamDataDir: string): Network
 }
 
 /**
+ * The default network with the node's pod CIDR (UpdateRuntimeConfig) in place of its private
+ * range, so that pod IPs are the ones the cluster routes to this node. Done by rewriting the
+ * ranges, as containerd renders its template, rather than through the ipRanges capability:
+ * host-local adds runtime ranges to the configured ones, giving each pod an address from both,
+ * and the bridge plugin then refuses a second gateway address.
+ */
+export function withPodCidr(conf: NetworkConfList, podCidr: string): NetworkConfList {
+  const cidrs = podCidr.split(',').map((c) => c.trim()).filter(Boolean);
+  if (cidrs.length === 0) return conf;
+  const v6 = cidrs.some((c) => c.includes(':'));
+  return {
+    ...conf,
+    plugins: conf.plugins.map((p) => (p.type === 'bridge' && p.ipam?.type === 'host-local'
+      ? {
+          ...p,
+          ipam: {
+            ...p.ipam,
+            ranges: cidrs.map((subnet) => [{ subnet }]),
+            routes: [{ dst: '0.0.0.0/0' }, ...(v6 ? [{ dst: '::/0' }] : [])],
+          },
+        }
+      : p)),
+  };
+}
+
+/**
  * Writes the default config into `dir` unless a file is already there (its subnet must not
  * change under existing IP allocations). Returns the file's path.
  */

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { InvalidArgumentError } from '../errors.js';
-import { chooseDefaultSubnet, parseNetworkConf, parseProcNetRoute, requiredBinaries } from './cni-config.js';
+import { chooseDefaultSubnet, defaultNetworkConf, parseNetworkConf, parseProcNetRoute, requiredBinaries, withPodCidr } from './cni-config.js';
 import { bandwidthFromAnnotations, buildCapabilityArgs, parseQuantity, runtimeConfigFor, toCniPortMappings } from './runtime-config.js';
 import { ipsFromResult } from './manager.js';
 import { masqChainName, splitRule } from './masq-cleanup.js';
@@ -93,4 +93,15 @@ test('masquerade chain name and iptables -S parsing', (t) => {
   );
   t.deepEqual(splitRule('-N X'), ['-N', 'X']);
   t.deepEqual(splitRule('-A X --comment ""'), ['-A', 'X', '--comment', '']);
+});
+
+test('withPodCidr replaces the default bridge ranges (dual-stack adds the v6 default route)', (t) => {
+  const conf = defaultNetworkConf('10.88.0.0/16', '/d');
+  const v4 = withPodCidr(conf, '10.244.1.0/24');
+  t.deepEqual(v4.plugins[0]!.ipam, { type: 'host-local', ranges: [[{ subnet: '10.244.1.0/24' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: '/d' });
+  const ds = withPodCidr(conf, '10.244.1.0/24, fd00:10:244:1::/64');
+  t.deepEqual((ds.plugins[0]!.ipam as { ranges: unknown }).ranges, [[{ subnet: '10.244.1.0/24' }], [{ subnet: 'fd00:10:244:1::/64' }]]);
+  t.deepEqual((ds.plugins[0]!.ipam as { routes: unknown }).routes, [{ dst: '0.0.0.0/0' }, { dst: '::/0' }]);
+  t.deepEqual(ds.plugins[1], conf.plugins[1]);
+  t.is(withPodCidr(conf, ''), conf);
 });

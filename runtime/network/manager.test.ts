@@ -242,8 +242,16 @@ test('default config: written under the root dir on a subnet free of host routes
   t.true(st.ready, st.message);
   const res = await mgr.setUpPod(setUpReq());
   t.deepEqual(res.ips, ['10.1.0.5', 'fd00::5']);
-  const pm = (await readCalls(s.logDir)).find((c) => c.plugin === 'portmap')!;
+  const calls = await readCalls(s.logDir);
+  const pm = calls.find((c) => c.plugin === 'portmap')!;
   t.deepEqual(pm.stdin.prevResult, resultA);
+  t.is(calls.find((c) => c.plugin === 'bridge')!.stdin.runtimeConfig, undefined);
+  // With a pod CIDR from UpdateRuntimeConfig, the default network allocates from it.
+  mgr.setPodCidr('10.244.3.0/24');
+  await mgr.setUpPod({ ...setUpReq(), id: 'd'.repeat(64) });
+  const br = (await readCalls(s.logDir)).filter((c) => c.plugin === 'bridge').pop()!;
+  t.deepEqual((br.stdin.ipam as { ranges: unknown }).ranges, [[{ subnet: '10.244.3.0/24' }]]);
+  t.is(br.stdin.runtimeConfig, undefined);
 
   // A config dropped into the conf dir later wins over the default.
   await fs.writeFile(join(s.confDir, '99-late.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'late', plugins: [{ type: 'nope' }] }));

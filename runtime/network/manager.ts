@@ -19,7 +19,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../util/log.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, errorMessage, isENOENT } from '../errors.js';
 import { writeFileAtomic } from '../state/store.js';
-import { loadNetwork, loopbackNetworkConf, requiredBinaries, type LoadedNetwork, type NetworkConfList } from './cni-config.js';
+import { loadNetwork, loopbackNetworkConf, requiredBinaries, withPodCidr, type LoadedNetwork, type NetworkConfList } from './cni-config.js';
 import { execPlugin, findPlugin, requirePlugin, type CniCommand } from './cni-exec.js';
 import { removeIpMasq } from './masq-cleanup.js';
 import { buildCapabilityArgs, buildCniArgs, runtimeConfigFor, type CapabilityArgs, type CniDns, type PortMappingIn } from './runtime-config.js';
@@ -207,7 +207,7 @@ export class NetworkManager {
       confFile: net.file,
       attachments: [
         { ifName: LOOPBACK_IFNAME, conf: loopbackNetworkConf(), caps: {}, result: null },
-        { ifName: POD_IFNAME, conf: net.conf, caps, result: null },
+        { ifName: POD_IFNAME, conf: net.isDefault && this.podCidr ? withPodCidr(net.conf, this.podCidr) : net.conf, caps, result: null },
       ],
     };
     // Resolve every binary first: a missing plugin fails before anything is set up.
