@@ -7,6 +7,7 @@
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { startHarness, run, sleep, type Harness } from '../harness/index.js';
 import { tool } from '../harness/paths.js';
@@ -164,7 +165,19 @@ test.serial('50 concurrent exec sessions', async (t) => {
   rs.forEach((r, i) => t.is(r.stdout.toString(), `n${i}\n`, r.stderr));
 });
 
-test.serial('a client killed mid-stream leaves no process in the container', async (t) => {
+function daemonFds(): string[] {
+  const dir = `/proc/${h.daemonPid}/fd`;
+  return readdirSync(dir).map((fd) => {
+    try { return readlinkSync(`${dir}/${fd}`); } catch { return ''; }
+  }).filter((l) => l !== '');
+}
+
+test.serial('a client killed mid-stream leaves no process in the container and no fd in the daemon', async (t) => {
+  // Warm up (the streaming server, the netns dialer thread) before taking the baseline.
+  await crictlRaw(['exec', ctr, 'true']);
+  await sleep(500);
+  const beforeList = daemonFds();
+  const before = beforeList.length;
   for (const tr of TRANSPORTS) {
     const c = spawn(tool('crictl'), crictlArgs(['exec', '-r', tr, ctr, 'sleep', '7777']), { stdio: 'ignore' });
     await sleep(1000);
@@ -176,7 +189,51 @@ test.serial('a client killed mid-stream leaves no process in the container', asy
       await sleep(100);
     }
     t.false(ps.includes('sleep 7777'), `${tr}: ${ps}`);
+    const tty = spawn(tool('crictl'), crictlArgs(['exec', '-it', '-r', tr, ctr, 'sleep', '7778']), { stdio: ['pipe', 'ignore', 'ignore'] });
+    await sleep(1000);
+    tty.kill('SIGKILL');
+    for (let i = 0; i < 30; i++) {
+      ps = (await h.crictlOk(['exec', '-s', ctr, 'ps'])).toString();
+      if (!ps.includes('sleep 7778')) break;
+      await sleep(100);
+    }
+    t.false(ps.includes('sleep 7778'), `${tr} tty: ${ps}`);
   }
+  let after: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    after = daemonFds();
+    if (after.length <= before) break;
+    await sleep(100);
+  }
+  const extra = [...after];
+  for (const f of beforeList) {
+    const i = extra.indexOf(f);
+    if (i >= 0) extra.splice(i, 1);
+  }
+  let detail = '';
+  if (after.length > before) {
+    const ss = (await run('ss', ['-anpe'])).stdout.split('\n');
+    detail = extra.map((f) => /socket:\[(\d+)\]/.exec(f)?.[1]).filter(Boolean).map((ino) => ss.filter((l) => l.includes(`ino:${ino}`)).join('; ')).join(' | ');
+  }
+  t.true(after.length <= before, `daemon fds: ${before} before, ${after.length} after; new: ${extra.join(' ')} ${detail}`);
+});
+
+test.serial('port-forward: 100 MB through the tunnel arrive intact, both transports', async (t) => {
+  await crictlRaw(['exec', ctr, 'sh', '-c', 'dd if=/dev/urandom of=/www/big bs=1M count=100 2>/dev/null']);
+  const want = /([0-9a-f]{64})/.exec((await crictlRaw(['exec', ctr, 'sha256sum', '/www/big'])).stdout.toString())?.[1];
+  for (const tr of TRANSPORTS) {
+    const local = await freePort();
+    const pf = spawn(tool('crictl'), crictlArgs(['port-forward', '-r', tr, pod, `${local}:8080`]), { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      await waitListening(local, pf);
+      const body = Buffer.from(await (await fetch(`http://127.0.0.1:${local}/big`)).arrayBuffer());
+      t.is(body.length, 100 * 1024 * 1024, tr);
+      t.is(createHash('sha256').update(body).digest('hex'), want ?? 'no checksum', tr);
+    } finally {
+      pf.kill('SIGKILL');
+    }
+  }
+  await crictlRaw(['exec', ctr, 'rm', '/www/big']);
 });
 
 function freePort(): Promise<number> {

@@ -163,7 +163,12 @@ export class SpdySession extends EventEmitter {
     socket.on('drain', () => this.wakeDrain());
     socket.on('error', (err) => this.debug(`spdy socket error: ${err.message}`));
     socket.on('close', () => this.teardown());
-    socket.on('end', () => this.teardown());
+    socket.on('end', () => {
+      // The peer is gone (upgraded sockets are half-open capable, so nothing closes ours for us).
+      this.teardown();
+      socket.end();
+      setTimeout(() => socket.destroy(), 1000).unref();
+    });
     if (this.recvWindowSize !== DEFAULT_WINDOW) {
       this.sendFrame({ type: 'SETTINGS', flags: 0, entries: [{ flags: 0, id: Setting.INITIAL_WINDOW_SIZE, value: this.recvWindowSize }] });
     }

@@ -202,3 +202,21 @@ test('GOAWAY: new streams are refused, the session closes', async (t) => {
   await closed;
   t.true(client.isClosed);
 });
+
+test('a peer that half-closes TCP gets its connection closed (no CLOSE-WAIT left behind)', async (t) => {
+  const srv = net.createServer({ allowHalfOpen: true });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const accepted = new Promise<net.Socket>((r) => srv.once('connection', r));
+  const raw = net.connect({ port: (srv.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+  const ssock = await accepted;
+  srv.close();
+  const server = new SpdySession(ssock, { isServer: true });
+  const closed = new Promise((r) => server.once('close', r));
+  const peerSawEnd = new Promise((r) => raw.once('end', r));
+  raw.resume();
+  raw.end();
+  await closed;
+  await peerSawEnd;
+  await new Promise((r) => ssock.once('close', r));
+  t.true(ssock.destroyed);
+});
