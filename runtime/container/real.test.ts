@@ -126,6 +126,53 @@ for (const handler of ['runc', 'crun']) {
   });
 }
 
+for (const handler of ['runc', 'crun']) {
+  rtest(`${handler}: a create the runtime refuses leaves nothing behind`, async (t) => {
+    const pod = `${handler}pod`.padEnd(64, '0');
+    const before = svc.listViews().length;
+    let id = '';
+    const off = svc.onEvent((e) => { id = e.containerId; });
+    const err = await t.throwsAsync(svc.create({ pod_sandbox_id: pod, config: config(`bad-${handler}`, ['/no/such/binary']) }));
+    off();
+    if (!err) return;
+    t.regex(err.message, /no such|not found|No such file/i);
+    t.is(svc.listViews().length, before);
+    t.is(id, '', 'no created event');
+    const dirs = await fs.readdir(join(dir, 'lib', 'containers'));
+    t.deepEqual(dirs.filter((d) => !svc.find(d)), []);
+    const st = await fs.readdir(join(dir, 'run', handler)).catch(() => [] as string[]);
+    t.deepEqual(st.filter((d) => /^[0-9a-f]{64}$/.test(d) && !svc.find(d)), []);
+    const failed = /container ([0-9a-f]{64})/.exec(err.message)?.[1];
+    t.truthy(failed, err.message);
+    const cg = execFileSync('sh', ['-c', `ls -d /sys/fs/cgroup/*/corral-${failed} 2>/dev/null || true`]).toString().trim();
+    t.is(cg, '', 'no cgroup of the failed container');
+    t.false(existsSync(join(dir, 'run', 'attach', failed!)));
+    // a retry with a good command works: the name was released
+    const ok = await svc.create({ pod_sandbox_id: pod, config: config(`bad-${handler}`, ['true']) });
+    await svc.remove(ok);
+  });
+}
+
+for (const handler of ['runc', 'crun']) {
+  rtest(`${handler}: stop in a shared pid namespace kills the container's other processes too`, async (t) => {
+    const pod = `${handler}pod`.padEnd(64, '0');
+    const a = await svc.create({ pod_sandbox_id: pod, config: config(`pidhost-${handler}`, ['sleep', '2000']) });
+    await svc.start(a);
+    const b = await svc.create({
+      pod_sandbox_id: pod,
+      config: config(`pidguest-${handler}`, ['sh', '-c', 'sleep 1001 & sleep 1002 & wait'], { linux: { security_context: { namespace_options: { pid: 'TARGET', target_id: a } } } }),
+    });
+    await svc.start(b);
+    const count = () => execFileSync('sh', ['-c', 'ps -eo args | grep -c "^sleep 100[12]$" || true']).toString().trim();
+    t.true(await waitFor(() => count() === '2'));
+    await svc.stop(b, 0);
+    t.true(await waitFor(() => count() === '0', 3000), `left: ${count()}`);
+    t.is(svc.get(a).state, 'RUNNING');
+    await svc.remove(b);
+    await svc.remove(a);
+  });
+}
+
 rtest('stop: a process ignoring SIGTERM is killed after the timeout', async (t) => {
   const pod = 'runcpod'.padEnd(64, '0');
   const id = await svc.create({ pod_sandbox_id: pod, config: config('stubborn', ['sh', '-c', 'trap "" TERM; echo ready; while true; do sleep 0.1; done']) });

@@ -506,7 +506,10 @@ export class ContainerService {
       redeliver?.abort();
       if (exited) return;
     }
-    await rt.kill(e.id, 'SIGKILL');
+    // In a pid namespace it does not own (the pod's, another container's) the init's death
+    // does not take its children along: kill everything in the container's cgroup.
+    const sharedPidNs = !!this.specs.get(e.id)?.linux?.namespaces?.some((n) => n.type === 'pid' && n.path);
+    await rt.kill(e.id, 'SIGKILL', sharedPidNs);
     if (await this.waitExit(e, 10_000, signal)) return;
     // conmon itself may be gone (killed): ask the runtime instead of waiting for a file.
     const st = await rt.state(e.id).catch(() => undefined);

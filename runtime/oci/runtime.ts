@@ -87,7 +87,7 @@ export class OciRuntime {
    * (create, delete, update, exec). start/state/kill do not, and skip its ~6 ms.
    */
   private async run(rest: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-    const direct = rest[0] === 'start' || rest[0] === 'state' || rest[0] === 'kill';
+    const direct = rest[0] === 'start' || rest[0] === 'state' || (rest[0] === 'kill' && !rest.includes('--all'));
     return runCommand(direct ? this.handler.path : this.handler.monitorPath, this.args(rest), opts);
   }
 
