@@ -213,10 +213,12 @@ test('a peer that half-closes TCP gets its connection closed (no CLOSE-WAIT left
   const server = new SpdySession(ssock, { isServer: true });
   const closed = new Promise((r) => server.once('close', r));
   const peerSawEnd = new Promise((r) => raw.once('end', r));
+  const socketClosed = new Promise((r) => ssock.once('close', r));
   raw.resume();
   raw.end();
   await closed;
   await peerSawEnd;
-  await new Promise((r) => ssock.once('close', r));
+  await socketClosed;
   t.true(ssock.destroyed);
+  raw.destroy();
 });
