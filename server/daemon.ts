@@ -76,15 +76,13 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     shuttingDown ??= (async () => {
       logger.info(`shutting down (${reason}); ${inflight.size} call(s) in flight`);
       const graceMs = config.shutdown_grace_seconds * 1000;
-      // tryShutdown stops accepting and lets in-flight calls finish; force after the grace period.
-      const drained = await new Promise<boolean>((resolve) => {
-        const t = setTimeout(() => resolve(false), graceMs);
-        server.tryShutdown(() => { clearTimeout(t); resolve(true); });
-      });
-      if (!drained) {
-        logger.warn(`in-flight calls did not finish within ${config.shutdown_grace_seconds}s; closing them`);
-        server.forceShutdown();
-      }
+      // tryShutdown stops accepting new calls; then only the calls in flight get the grace
+      // period. Idle connections (including peers stuck mid-handshake) are closed at once:
+      // tryShutdown alone would wait for them forever.
+      server.tryShutdown(() => undefined);
+      const drained = await inflight.drain(graceMs);
+      if (!drained) logger.warn(`in-flight calls did not finish within ${config.shutdown_grace_seconds}s; closing them`);
+      server.forceShutdown();
       metricsServer?.close();
       await runtime.close();
       await fs.unlink(config.socket).catch(() => undefined);

@@ -45,11 +45,13 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Exit explicitly: after a shutdown nothing of the daemon may keep the process alive
+// (an idle worker thread, a half-closed socket), or a service manager's stop would hang.
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => process.exit(code),
   (err) => {
     const msg = err instanceof RuntimeError || err instanceof Error ? err.message : String(err);
     process.stderr.write(`corral: ${msg}\n`);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );
