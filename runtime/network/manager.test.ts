@@ -252,6 +252,12 @@ test('default config: written under the root dir on a subnet free of host routes
   const br = (await readCalls(s.logDir)).filter((c) => c.plugin === 'bridge').pop()!;
   t.deepEqual((br.stdin.ipam as { ranges: unknown }).ranges, [[{ subnet: '10.244.3.0/24' }]]);
   t.is(br.stdin.runtimeConfig, undefined);
+  // After a restart the pod CIDR is still known (the kubelet does not send it again).
+  await new Promise((r) => setTimeout(r, 100));
+  const mgr2 = await NetworkManager.create({ config: s.config, logger: silentLogger(), routeFile });
+  await mgr2.setUpPod({ ...setUpReq(), id: 'e'.repeat(64) });
+  const br2 = (await readCalls(s.logDir)).filter((c) => c.plugin === 'bridge').pop()!;
+  t.deepEqual((br2.stdin.ipam as { ranges: unknown }).ranges, [[{ subnet: '10.244.3.0/24' }]]);
 
   // A config dropped into the conf dir later wins over the default.
   await fs.writeFile(join(s.confDir, '99-late.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'late', plugins: [{ type: 'nope' }] }));

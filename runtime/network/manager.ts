@@ -101,6 +101,7 @@ export interface NetworkManagerDeps {
 
 export class NetworkManager {
   private podCidr = '';
+  private cidrWrite: Promise<void> = Promise.resolve();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly resultsDir: string;
   private readonly defaultDir: string;
@@ -118,6 +119,8 @@ export class NetworkManager {
   static async create(deps: NetworkManagerDeps): Promise<NetworkManager> {
     const m = new NetworkManager(deps);
     await fs.mkdir(m.resultsDir, { recursive: true, mode: 0o700 });
+    // The kubelet sends the pod CIDR once per change, not again after a runtime restart.
+    m.podCidr = (await fs.readFile(m.podCidrFile, 'utf8').catch(() => '')).trim();
     try {
       const net = await m.load();
       deps.logger.info(`CNI network "${net.conf.name}" from ${net.file}${net.isDefault ? ' (corral default)' : ''}`);
@@ -128,9 +131,21 @@ export class NetworkManager {
     return m;
   }
 
-  /** The pod CIDR from UpdateRuntimeConfig, offered to plugins declaring the ipRanges capability. */
+  /**
+   * The pod CIDR from UpdateRuntimeConfig: offered to plugins declaring the ipRanges
+   * capability, and the range of corral's default network. Kept on disk for restarts.
+   */
   setPodCidr(cidr: string): void {
-    this.podCidr = cidr.trim();
+    const next = cidr.trim();
+    if (next === this.podCidr) return;
+    this.podCidr = next;
+    this.cidrWrite = this.cidrWrite
+      .then(() => writeFileAtomic(this.podCidrFile, next + '\n'))
+      .catch((err) => { this.deps.logger.warn(`CNI: cannot keep the pod CIDR in ${this.podCidrFile}: ${errorMessage(err)}`); });
+  }
+
+  private get podCidrFile(): string {
+    return join(this.deps.config.cni.cache_dir, 'pod-cidr');
   }
 
   private load(): Promise<LoadedNetwork> {
