@@ -13,6 +13,11 @@ import { BENCH_DIR, cmdline, conmonPids, CriClient, latencyRows, loop, newResult
 export interface ContainersOptions { sequential: number; parallel: number; concurrency: number; running: number }
 
 const GOAL = 1.25;
+/**
+ * Untimed pause between start and stop: the shell in the container ignores SIGTERM (it is pid
+ * 1) until its trap is set, and a stop that lands before would wait the whole stop timeout.
+ */
+const SETTLE_MS = 200;
 /** Exits at once on SIGTERM (a shell as pid 1 would ignore it and wait for the stop timeout). */
 export const IDLE_COMMAND = ['sh', '-c', "trap 'exit 0' TERM; sleep 3600 & wait"];
 
@@ -75,8 +80,8 @@ export async function benchContainers(h: Harness, cri: CriClient, opts: Containe
   const image = busyboxRef(h);
   const pods: string[] = [];
   try {
+    const idleRss = rssMiB(h.daemonPid!); // fresh: started, answered Version, nothing else
     await cri.image('PullImage', { image: { image } });
-    const idleRss = rssMiB(h.daemonPid!);
     const pcfg = podConfig('bench-ctr', h.dir, false);
     const pod = (await cri.call<{ pod_sandbox_id: string }>('RunPodSandbox', { config: pcfg })).pod_sandbox_id;
     pods.push(pod);
@@ -86,10 +91,12 @@ export async function benchContainers(h: Harness, cri: CriClient, opts: Containe
       const t0 = performance.now();
       const { container_id } = await cri.call<{ container_id: string }>('CreateContainer', { pod_sandbox_id: pod, sandbox_config: pcfg, config: containerConfig(name, image) });
       await cri.call('StartContainer', { container_id });
+      const up = performance.now() - t0;
+      await sleep(SETTLE_MS);
       const t1 = performance.now();
       await cri.call('StopContainer', { container_id, timeout: 10 });
       await cri.call('RemoveContainer', { container_id });
-      return [t1 - t0, performance.now() - t1];
+      return [up, performance.now() - t1];
     };
 
     try {
@@ -122,17 +129,18 @@ export async function benchContainers(h: Harness, cri: CriClient, opts: Containe
       const script = join(BENCH_DIR, 'floor-ctr.sh');
       let t0 = performance.now();
       try {
-        await sh('sh', [script, 'start', ...common, '--', ...floorConmonArgs(tpl, id, dir, shared)], 60_000);
+        await sh('bash', [script, 'start', ...common, '--', ...floorConmonArgs(tpl, id, dir, shared)], 60_000);
       } catch (e) {
-        await sh('sh', [script, 'clean', ...common], 30_000).catch(() => {});
+        await sh('bash', [script, 'clean', ...common], 30_000).catch(() => {});
         throw e;
       }
       const a = performance.now() - t0;
+      await sleep(SETTLE_MS);
       t0 = performance.now();
       try {
-        await sh('sh', [script, 'stop', ...common], 60_000);
+        await sh('bash', [script, 'stop', ...common], 60_000);
       } catch (e) {
-        await sh('sh', [script, 'clean', ...common], 30_000).catch(() => {});
+        await sh('bash', [script, 'clean', ...common], 30_000).catch(() => {});
         throw e;
       }
       return [a, performance.now() - t0];
@@ -174,7 +182,7 @@ export async function benchContainers(h: Harness, cri: CriClient, opts: Containe
     await sleep(1000); // let allocations from the burst settle before reading RSS
     const busyRss = rssMiB(h.daemonPid!);
     const conmons = conmonPids(h.dir).map(rssMiB).filter((x) => !Number.isNaN(x));
-    res.rows.push({ metric: 'daemon RSS idle', corral: round(idleRss, 1), unit: 'MiB', note: 'containerd 1.6: 49-55 MiB' });
+    res.rows.push({ metric: 'daemon RSS idle (fresh)', corral: round(idleRss, 1), unit: 'MiB', note: 'containerd 1.6: 49-55 MiB' });
     res.rows.push({ metric: `daemon RSS with ${running.length} running`, corral: round(busyRss, 1), unit: 'MiB' });
     if (conmons.length) res.rows.push({ metric: 'conmon RSS per container (mean)', corral: round(conmons.reduce((a, b) => a + b, 0) / conmons.length, 2), unit: 'MiB', note: 'containerd-shim: 13.9 MiB' });
     res.raw.memory = { idleRss, busyRss, running: running.length, conmonRss: conmons };
