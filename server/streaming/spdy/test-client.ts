@@ -3,6 +3,7 @@
  * that honours flow control strictly (unlike spdystream), so both behaviours get exercised.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { SpdySession, type FlowControlMode } from './session.js';
 
@@ -18,7 +19,9 @@ export function spdyUpgrade(url: string, protocols: string[], opts: { method?: s
   return new Promise((resolve, reject) => {
     const headers: http.OutgoingHttpHeaders = { Connection: 'Upgrade', Upgrade: 'SPDY/3.1' };
     if (protocols.length > 0) headers['X-Stream-Protocol-Version'] = protocols;
-    const req = http.request(url, { method: opts.method ?? 'POST', headers });
+    const req = url.startsWith('https:')
+      ? https.request(url, { method: opts.method ?? 'POST', headers, rejectUnauthorized: false })
+      : http.request(url, { method: opts.method ?? 'POST', headers });
     req.on('upgrade', (res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       if (head.length > 0) socket.unshift(head);
       const session = new SpdySession(socket, { isServer: false, flowControl: opts.flowControl ?? 'strict', receiveWindow: opts.receiveWindow });
