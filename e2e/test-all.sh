@@ -7,6 +7,7 @@
 #                                own daemon, all against one test registry
 #   5. critest                   v1.37.0, SPDY run + WebSocket streaming run, held at e2e/critest-floor
 #   6. cgroup v2 leg             e2e/v2/run.sh (when ../shared/tools/run-in-v2.sh exists)
+#   7. host check                nothing new on the host since step 3 (counted under CI=true)
 # Ends with one line "N passed, N failed, N skipped" summing every suite; exits 1 if anything failed.
 # Bounded: unit 10 min, e2e 20 min, critest 30 min (ginkgo 20 + 5 min), v2 12 min; usually ~15 min.
 # Logs and reports: .tools/reports/. Env: SKIP_SETUP=1, SKIP_CRITEST=1, SKIP_V2=1, SKIP_E2E=1.
@@ -71,6 +72,10 @@ else
   [ -f dist/server/main.js ] || finish
 fi
 
+# The host as the run found it: compared at the end (see e2e/harness/host-check.ts).
+HOSTCHECK=0
+node dist/e2e/harness/host-check.js snapshot "$REPORTS/host-before.json" && HOSTCHECK=1
+
 # 3. unit ----------------------------------------------------------------------------------------
 note "unit tests (ava)"
 timeout -k 30 10m npx ava --tap 2>&1 | tee "$REPORTS/unit.tap"
@@ -112,6 +117,12 @@ if [ "${SKIP_V2:-0}" != 1 ]; then
   else
     record_tap v2 "$REPORTS/v2.tap" "$rc"
   fi
+fi
+
+# 7. the host as we found it --------------------------------------------------------------------
+if [ "$HOSTCHECK" = 1 ]; then
+  note "host check"
+  if node dist/e2e/harness/host-check.js compare "$REPORTS/host-before.json"; then record host 1 0 0; else record host 0 1 0; fi
 fi
 
 finish

@@ -1,0 +1,95 @@
+/**
+ * The whole test run's promise: the host ends as it began. test-all.sh takes a snapshot before
+ * the first suite and compares after the last; whatever is new (mounts, container processes,
+ * registries, cgroups, links, netns, CNI chains, harness or registry temp dirs, ip_forward) is
+ * listed. With CI=true (or CORRAL_E2E_EXCLUSIVE=1) each item counts as a failure; elsewhere other
+ * people's work may be running, so they are printed as notes.
+ *
+ *   node dist/e2e/harness/host-check.js snapshot FILE
+ *   node dist/e2e/harness/host-check.js compare FILE     exit 1 when something is new (strict mode)
+ */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { takeSnapshot, type Snapshot } from './leaks.js';
+
+interface Stored {
+  snap: Record<keyof Snapshot, string[] | string>;
+  procs: string[];
+  tmp: string[];
+}
+
+const WATCHED = new Set(['conmon', 'crun', 'runc', 'catatonit', 'docker-registry', 'linux.uml', 'critest', 'crictl']);
+
+/** "pid comm" of processes whose name says they belong to a test run. */
+function watchedProcs(): string[] {
+  const out: string[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const comm = readFileSync(`/proc/${p}/comm`, 'utf8').trim();
+      if (WATCHED.has(comm)) out.push(`${p} ${comm}`);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+function tempDirs(): string[] {
+  const dirs = [tmpdir(), '/var/tmp'];
+  return dirs.flatMap((d) => (existsSync(d) ? readdirSync(d).filter((n) => /^corral-/.test(n)).map((n) => `${d}/${n}`) : []));
+}
+
+async function snapshot(file: string): Promise<void> {
+  const s = await takeSnapshot();
+  const snap = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v instanceof Set ? [...v] : v])) as Stored['snap'];
+  writeFileSync(file, JSON.stringify({ snap, procs: watchedProcs(), tmp: tempDirs() } satisfies Stored));
+}
+
+async function compare(file: string): Promise<number> {
+  const before = JSON.parse(readFileSync(file, 'utf8')) as Stored;
+  const now = await takeSnapshot();
+  const was = (k: keyof Snapshot) => new Set(before.snap[k] as string[]);
+  const found: string[] = [];
+  const diff = (kind: string, k: keyof Snapshot, filter: (x: string) => boolean = () => true) => {
+    const old = was(k);
+    for (const x of now[k] as Set<string>) if (!old.has(x) && filter(x)) found.push(`${kind}: ${x}`);
+  };
+  diff('mount', 'mounts', (m) => /^(overlay|nsfs) /.test(m) || m.includes('/corral-'));
+  diff('cgroup', 'cgroups');
+  diff('link', 'links');
+  diff('netns', 'netns');
+  diff('iptables', 'chains');
+  diff('dir', 'defaultDirs');
+  const oldProcs = new Set(before.procs);
+  for (const p of watchedProcs()) if (!oldProcs.has(p)) found.push(`process: ${p}`);
+  const oldTmp = new Set(before.tmp);
+  for (const d of tempDirs()) if (!oldTmp.has(d)) found.push(`temp dir: ${d}`);
+  if (before.snap.ipForward !== now.ipForward) found.push(`sysctl: net.ipv4.ip_forward ${before.snap.ipForward} -> ${now.ipForward}`);
+  const strict = process.env.CI === 'true' || process.env.CORRAL_E2E_EXCLUSIVE === '1';
+  if (found.length === 0) {
+    console.log('host-check: the host is as the run found it');
+    return 0;
+  }
+  console.log(`host-check: new on the host since the run began${strict ? '' : ' (not counted: CI is not set, others may be at work)'}:`);
+  for (const f of found) console.log(`  ${f}`);
+  return strict ? 1 : 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, file] = argv;
+  if (!file || (cmd !== 'snapshot' && cmd !== 'compare')) throw new Error('usage: host-check.js snapshot|compare FILE');
+  if (cmd === 'snapshot') {
+    await snapshot(file);
+    return 0;
+  }
+  return compare(file);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (e: Error) => {
+    console.error(`host-check: ${e.message}`);
+    process.exitCode = 2;
+  },
+);
