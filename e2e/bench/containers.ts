@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Harness } from '../harness/index.js';
-import { BENCH_DIR, cmdline, conmonPids, CriClient, latencyRows, loop, newResult, p50, podConfig, removePods, round, rssMiB, sh, sleep, unimplemented, type BenchResult } from './lib.js';
+import { BENCH_DIR, cmdline, conmonPids, CriClient, interleaved, latencyRows, loop, newResult, p50, podConfig, removePods, round, rssMiB, sh, sleep, unimplemented, type BenchResult } from './lib.js';
 
 export interface ContainersOptions { sequential: number; parallel: number; concurrency: number; running: number }
 
@@ -147,21 +147,14 @@ export async function benchContainers(h: Harness, cri: CriClient, opts: Containe
     };
     await floorCycle(); // warm-up
 
-    const series = async (label: string, f: () => Promise<[number, number]>, count: number, conc: number) => {
-      const up: number[] = [];
-      const down: number[] = [];
-      const r = await loop(count, conc, 240_000, async () => {
-        const [a, b] = await f();
-        up.push(a);
-        down.push(b);
-      });
-      if (r.timedOut) res.skipped.push(`${label}: stopped after ${r.done} of ${count} (time budget)`);
-      return { up, down };
+    const series = async (label: string, count: number, conc: number) => {
+      const r = await interleaved(count, conc, 300_000, corralCycle, floorCycle);
+      if (r.timedOut) res.skipped.push(`${label}: stopped after ${r.corral.length} of ${count} (time budget)`);
+      const split = (xs: Array<[number, number]>) => ({ up: xs.map((x) => x[0]), down: xs.map((x) => x[1]) });
+      return [split(r.corral), split(r.floor)] as const;
     };
-    const cs = await series('corral sequential', corralCycle, opts.sequential, 1);
-    const fs = await series('floor sequential', floorCycle, opts.sequential, 1);
-    const cp = await series('corral parallel', corralCycle, opts.parallel, opts.concurrency);
-    const fp = await series('floor parallel', floorCycle, opts.parallel, opts.concurrency);
+    const [cs, fs] = await series('sequential', opts.sequential, 1);
+    const [cp, fp] = await series('parallel', opts.parallel, opts.concurrency);
     res.rows.push(...latencyRows('create+start sequential', cs.up, fs.up, GOAL));
     res.rows.push(...latencyRows('stop+remove sequential', cs.down, fs.down, GOAL));
     res.rows.push(...latencyRows(`create+start ${opts.concurrency} parallel`, cp.up, fp.up));

@@ -238,3 +238,23 @@ export function latencyRows(label: string, corral: number[], floor: number[] | u
   }
   return rows;
 }
+
+/**
+ * Runs `count` ops of corral and `count` of its floor in alternating rounds of `concurrency`
+ * ops each (all in flight together), so that both see the same host load even when other work
+ * on the machine comes and goes. Stops early after budgetMs; returns the samples of each side.
+ */
+export async function interleaved<T>(count: number, concurrency: number, budgetMs: number, corral: () => Promise<T>, floor: () => Promise<T>): Promise<{ corral: T[]; floor: T[]; timedOut: boolean }> {
+  const out = { corral: [] as T[], floor: [] as T[], timedOut: false };
+  const deadline = Date.now() + budgetMs;
+  for (let done = 0; done < count; done += concurrency) {
+    if (Date.now() > deadline) {
+      out.timedOut = true;
+      break;
+    }
+    const n = Math.min(concurrency, count - done);
+    out.corral.push(...(await Promise.all(Array.from({ length: n }, corral))));
+    out.floor.push(...(await Promise.all(Array.from({ length: n }, floor))));
+  }
+  return out;
+}

@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Harness } from '../harness/index.js';
-import { BENCH_DIR, CriClient, latencyRows, loop, newResult, p50, podConfig, removePods, round, sh, timed, unimplemented, type BenchResult } from './lib.js';
+import { BENCH_DIR, CriClient, interleaved, latencyRows, loop, newResult, p50, podConfig, removePods, round, sh, timed, unimplemented, type BenchResult } from './lib.js';
 
 export interface PodsOptions { sequential: number; parallel: number; concurrency: number }
 
@@ -49,11 +49,10 @@ export async function benchPods(h: Harness, cri: CriClient, opts: PodsOptions): 
   const floorCycle = (host: boolean): Promise<number> =>
     timed(() => sh('sh', [join(BENCH_DIR, 'floor-pod.sh'), host ? 'host' : 'bridge', floorDir, `floor${++seq}`, netDir, ...types], 60_000));
 
-  const measure = async (label: string, f: () => Promise<number>, count: number, concurrency: number) => {
-    const xs: number[] = [];
-    const r = await loop(count, concurrency, 180_000, async () => { xs.push(await f()); });
-    if (r.timedOut) res.skipped.push(`${label}: stopped after ${r.done} of ${count} (time budget)`);
-    return xs;
+  const measure = async (label: string, count: number, concurrency: number, host: boolean) => {
+    const r = await interleaved(count, concurrency, 300_000, () => corralCycle(host), () => floorCycle(host));
+    if (r.timedOut) res.skipped.push(`${label}: stopped after ${r.corral.length} of ${count} (time budget)`);
+    return r;
   };
 
   try {
@@ -67,10 +66,9 @@ export async function benchPods(h: Harness, cri: CriClient, opts: PodsOptions): 
         if (why) { res.skipped.push(`pods ${net}: ${why}`); continue; }
         throw e;
       }
-      const cs = await measure(`corral ${net} sequential`, () => corralCycle(host), opts.sequential, 1);
-      const fs = await measure(`floor ${net} sequential`, () => floorCycle(host), opts.sequential, 1);
-      const cp = await measure(`corral ${net} parallel`, () => corralCycle(host), opts.parallel, opts.concurrency);
-      const fp = await measure(`floor ${net} parallel`, () => floorCycle(host), opts.parallel, opts.concurrency);
+      const s = await measure(`${net} sequential`, opts.sequential, 1, host);
+      const p = await measure(`${net} parallel`, opts.parallel, opts.concurrency, host);
+      const [cs, fs, cp, fp] = [s.corral, s.floor, p.corral, p.floor];
       res.rows.push(...latencyRows(`${net} sequential`, cs, fs, GOAL));
       res.rows.push(...latencyRows(`${net} ${opts.concurrency} parallel`, cp, fp));
       res.raw[net] = { corralSequential: cs.map((x) => round(x, 2)), floorSequential: fs.map((x) => round(x, 2)), corralParallel: cp.map((x) => round(x, 2)), floorParallel: fp.map((x) => round(x, 2)) };

@@ -11,6 +11,7 @@
  * or left something behind.
  */
 import { existsSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../harness/index.js';
 import { DIST, REPO } from '../harness/paths.js';
@@ -101,6 +102,7 @@ async function main(): Promise<number> {
   try {
     for (const name of args.only) {
       const t0 = Date.now();
+      const load0 = loadavg().map((x) => round(x, 1));
       let r: BenchResult;
       try {
         if (name === 'pull') r = await benchPull(args.quick);
@@ -117,6 +119,9 @@ async function main(): Promise<number> {
         r.skipped.push(`failed: ${(e as Error).stack ?? e}`.slice(0, 3000));
       }
       r.raw.seconds = round((Date.now() - t0) / 1000, 1);
+      // The figures are ratios within one run, but a busy host still widens them: say how busy.
+      r.raw.loadavg = { start: load0, end: loadavg().map((x) => round(x, 1)) };
+      (r.raw.notes as string[] | undefined ?? (r.raw.notes = [] as string[]) as string[]).push(`load average ${load0[0]} at the start, ${round(loadavg()[0]!, 1)} at the end (${cpus().length} CPUs)`);
       if (r.raw.teardown) failed = true;
       printTable(r);
       results.push(r);
@@ -130,7 +135,7 @@ async function main(): Promise<number> {
     failed = true;
     console.log(`\nleaks: new on the host since the start (may include other people's work):\n  ${newLeaks.join('\n  ')}`);
   } else if (newLeaks) console.log('\nleaks: nothing new on the host');
-  writeFileSync(args.out, JSON.stringify({ started, finished: new Date().toISOString(), host: { cpus: (await import('node:os')).cpus().length }, results, newLeaks }, null, 2) + '\n');
+  writeFileSync(args.out, JSON.stringify({ started, finished: new Date().toISOString(), host: { cpus: cpus().length }, results, newLeaks }, null, 2) + '\n');
   console.log(`results: ${args.out}`);
   return failed ? 1 : 0;
 }
