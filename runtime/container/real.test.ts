@@ -203,6 +203,22 @@ rtest('stop right after start: a stop signal dropped before the handler exists i
   await svc.remove(id);
 });
 
+for (const handler of ['runc', 'crun']) {
+  rtest(`${handler}: stop at once after start reaches the program, not the runtime's init`, async (t) => {
+    const pod = `${handler}pod`.padEnd(64, '0');
+    for (let i = 0; i < 4; i++) {
+      const id = await svc.create({ pod_sandbox_id: pod, config: config(`quickstop-${handler}-${i}`, ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.1; done']) });
+      await svc.start(id);
+      const t0 = Date.now();
+      await svc.stop(id, 30);
+      const took = Date.now() - t0;
+      t.true(took < 5000, `round ${i} took ${took} ms`);
+      t.is(svc.status(id).status.exit_code, 0);
+      await svc.remove(id);
+    }
+  });
+}
+
 rtest('crun execSync timeout kills the command', async (t) => {
   const pod = 'crunpod'.padEnd(64, '0');
   const id = await svc.create({ pod_sandbox_id: pod, config: config('crunexec', ['sleep', '3600']) });

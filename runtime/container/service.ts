@@ -499,9 +499,9 @@ export class ContainerService {
     }
     if (timeoutSec > 0) {
       const sig = e.meta.stopSignal;
-      const caughtBefore = await signalCaught(e.status.pid, sig);
+      const before = await signalState(e.status.pid, sig);
       const sent = await rt.kill(e.id, sig);
-      const redeliver = sent && caughtBefore === false ? this.redeliverWhenCaught(e, sig, timeoutSec * 1000) : undefined;
+      const redeliver = sent && before ? this.redeliverIfDropped(e, sig, before, timeoutSec * 1000) : undefined;
       const exited = await this.waitExit(e, sent ? timeoutSec * 1000 : 2000, signal);
       redeliver?.abort();
       if (exited) return;
@@ -523,24 +523,26 @@ export class ContainerService {
   }
 
   /**
-   * The init of a pid namespace only gets the signals it has a handler for: a stop signal
-   * sent before the program installed its handler (a StopContainer right after
-   * StartContainer) is dropped by the kernel, and the stop would wait out the whole grace
-   * period. Watch the handler mask and send the signal again once it is caught.
+   * The init of a pid namespace only gets the signals it has a handler for. A stop signal
+   * sent right after StartContainer is lost twice over: before the program installed its
+   * handler the kernel drops it, and before the runtime's init has exec'd the program the
+   * runtime's init gets it, not the program. Watch the process: once the program (the same
+   * executable as at the send only if it had no handler then) has a handler, send it again.
    */
-  private redeliverWhenCaught(e: Entry<ContainerMeta, ContainerStatusRecord>, sig: string, ms: number): AbortController {
+  private redeliverIfDropped(e: Entry<ContainerMeta, ContainerStatusRecord>, sig: string, before: SignalState, ms: number): AbortController {
     const ac = new AbortController();
     const end = Date.now() + ms;
     void (async () => {
       while (!ac.signal.aborted && Date.now() < end && e.status.state !== 'EXITED') {
-        await sleep(100);
-        if (ac.signal.aborted) return;
-        const caught = await signalCaught(e.status.pid, sig);
-        if (caught === undefined) return;
-        if (caught) {
-          await this.runtimeOf(e).kill(e.id, sig).catch(() => undefined);
+        const now = await signalState(e.status.pid, sig);
+        if (!now) return;
+        const dropped = !before.caught || now.exe !== before.exe;
+        if (!dropped) return; // it reached a handler of the program
+        if (now.caught) {
+          if (!ac.signal.aborted) await this.runtimeOf(e).kill(e.id, sig).catch(() => undefined);
           return;
         }
+        await sleep(100);
       }
     })();
     return ac;
@@ -765,15 +767,21 @@ export class ContainerService {
   }
 }
 
-/** Whether pid has a handler for sig (SigCgt in /proc/<pid>/status); undefined when unknown. */
-async function signalCaught(pid: number, sig: string): Promise<boolean | undefined> {
+interface SignalState {
+  /** The executable: it changes when the runtime's init execs the container's program. */
+  exe: string;
+  /** Whether the process has a handler for the signal (SigCgt). */
+  caught: boolean;
+}
+
+async function signalState(pid: number, sig: string): Promise<SignalState | undefined> {
   const num = /^\d+$/.test(sig) ? Number(sig) : (osConstants.signals as Record<string, number>)[sig.startsWith('SIG') ? sig : `SIG${sig}`];
   if (!pid || !num) return undefined;
   try {
-    const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
+    const [status, exe] = await Promise.all([fs.readFile(`/proc/${pid}/status`, 'utf8'), fs.readlink(`/proc/${pid}/exe`)]);
     const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status);
     if (!m) return undefined;
-    return ((BigInt('0x' + m[1]) >> BigInt(num - 1)) & 1n) === 1n;
+    return { exe, caught: ((BigInt('0x' + m[1]) >> BigInt(num - 1)) & 1n) === 1n };
   } catch {
     return undefined;
   }
