@@ -141,6 +141,37 @@ test.serial('exec -it through a real terminal (tmux): prompt, output, resize see
   }
 });
 
+test.serial('attach -it to a tty container through tmux: input, output, resize through conmon', async (t) => {
+  const id = await createCtr('ttyctr', ['sh'], { tty: true, stdin: true });
+  const session = `corral-e2e-${process.pid}-attach`;
+  const cmd = [tool('crictl'), ...crictlArgs(['attach', '-it', id])].map((a) => `'${a}'`).join(' ');
+  await run('tmux', ['new-session', '-d', '-s', session, '-x', '90', '-y', '25', cmd]);
+  try {
+    const pane = async () => (await run('tmux', ['capture-pane', '-p', '-t', session])).stdout;
+    const waitFor = async (re: RegExp) => {
+      for (let i = 0; i < 100; i++) {
+        const p = await pane();
+        if (re.test(p)) return p;
+        await sleep(100);
+      }
+      return pane();
+    };
+    await sleep(500);
+    await run('tmux', ['send-keys', '-t', session, 'echo attached-$((6*7))', 'Enter']);
+    t.regex(await waitFor(/attached-42/), /attached-42/);
+    await run('tmux', ['send-keys', '-t', session, 'stty size', 'Enter']);
+    t.regex(await waitFor(/^25 90/m), /^25 90/m);
+    await run('tmux', ['resize-window', '-t', session, '-x', '110', '-y', '35']);
+    await sleep(300);
+    await run('tmux', ['send-keys', '-t', session, 'stty size', 'Enter']);
+    t.regex(await waitFor(/^35 110/m), /^35 110/m);
+  } finally {
+    await run('tmux', ['kill-session', '-t', session]).catch(() => undefined);
+  }
+  await h.crictlOk(['stop', '-t', '0', id]);
+  await h.crictlOk(['rm', id]);
+});
+
 test.serial('attach: output of a running container; detach leaves it running; stdin reaches it', async (t) => {
   const ticker = await createCtr('ticker', ['sh', '-c', 'while true; do echo tick; sleep 0.2; done']);
   for (const tr of TRANSPORTS) {
@@ -148,6 +179,9 @@ test.serial('attach: output of a running container; detach leaves it running; st
     t.regex(watch.stdout.toString(), /tick\ntick\n/, `${tr}: ${watch.stderr}`);
     t.is((await h.crictlJson<any>(['inspect', ticker])).status.state, 'CONTAINER_RUNNING');
   }
+  // Several attachers at once each get all of the output.
+  const both = await Promise.all([crictlRaw(['attach', ticker], undefined, 1500), crictlRaw(['attach', '-r', 'websocket', ticker], undefined, 1500)]);
+  for (const r of both) t.regex(r.stdout.toString(), /tick\ntick\n/, r.stderr);
   await h.crictlOk(['stop', '-t', '0', ticker]);
   await h.crictlOk(['rm', ticker]);
 

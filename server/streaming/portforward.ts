@@ -92,6 +92,11 @@ async function forward(
     data.end();
     return;
   }
+  if (data.destroyed || gone.aborted) {
+    // The client went away while we dialled.
+    conn.destroy();
+    return;
+  }
   conn.on('error', (err) => {
     logger.debug(`streaming: port-forward ${podSandboxId}:${port}: ${err.message}`);
     data.reset();
