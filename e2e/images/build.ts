@@ -143,8 +143,18 @@ export async function buildImages(opts: BuildOptions): Promise<ImagesManifest> {
     const code = codeHash();
     const prev = await previous(outDir);
     const images: BuiltImage[] = [];
+    const skipped: { name: string; reason: string }[] = [];
     for (const def of catalog()) {
-      const hash = inputHash(def, code, host);
+      let hash: string;
+      try {
+        hash = inputHash(def, code, host);
+      } catch (err) {
+        // A host without, say, nginx still gets every other image; the record says what is missing.
+        const reason = `host input missing: ${(err as Error).message}`;
+        skipped.push({ name: def.name, reason });
+        log(`skipped ${def.name}: ${reason}`);
+        continue;
+      }
       const old = prev.get(def.name);
       const cached = old && old.inputHash === hash && (await complete(store, old)) ? old : undefined;
       const wanted = (!opts.only || opts.only.includes(def.name)) && (!def.large || opts.large);
@@ -172,7 +182,9 @@ export async function buildImages(opts: BuildOptions): Promise<ImagesManifest> {
     })));
     const removed = await gc(store, images);
     if (removed > 0) log(`removed ${removed} unreferenced blobs`);
-    const manifest: ImagesManifest = { version: 1, layout: 'oci', images, notReproducible: NOT_REPRODUCIBLE };
+    const manifest: ImagesManifest = {
+      version: 1, layout: 'oci', images, notReproducible: NOT_REPRODUCIBLE, ...(skipped.length ? { skipped } : {}),
+    };
     const tmp = path.join(outDir, `${MANIFEST_FILE}.tmp-${process.pid}`);
     await fs.writeFile(tmp, JSON.stringify(manifest, null, 2) + '\n');
     await fs.rename(tmp, path.join(outDir, MANIFEST_FILE));
@@ -182,12 +194,12 @@ export async function buildImages(opts: BuildOptions): Promise<ImagesManifest> {
 
 async function main(argv: string[]): Promise<void> {
   const args = argv.slice(2);
-  const outDir = args.find((a) => !a.startsWith('--') && !a.includes(',') && args[args.indexOf(a) - 1] !== '--only');
+  const onlyIdx = args.indexOf('--only');
+  const outDir = args.find((a, i) => !a.startsWith('--') && (onlyIdx < 0 || i !== onlyIdx + 1));
   if (!outDir) {
     process.stderr.write('usage: node dist/e2e/images/build.js OUTDIR [--large] [--only NAME,NAME] [--quiet]\n');
     process.exit(2);
   }
-  const onlyIdx = args.indexOf('--only');
   const only = onlyIdx >= 0 ? args[onlyIdx + 1]?.split(',').filter(Boolean) : undefined;
   const quiet = args.includes('--quiet');
   const started = Date.now();

@@ -77,6 +77,8 @@ export interface ImagesManifest {
   layout: 'oci';
   images: BuiltImage[];
   notReproducible: NotReproducible[];
+  /** Images not built because a host file they are made of is missing (package not installed). */
+  skipped?: { name: string; reason: string }[];
 }
 
 export const MANIFEST_FILE = 'images.json';
