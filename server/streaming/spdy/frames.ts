@@ -149,22 +149,36 @@ export function encodeFrame(frame: Frame, compressor: HeaderCompressor): Buffer 
  * SpdyProtocolError (the session answers with GOAWAY PROTOCOL_ERROR).
  */
 export class FrameParser {
-  private buf: Buffer = Buffer.alloc(0);
+  /** Bytes of an incomplete frame, kept as received and joined once the frame is complete. */
+  private chunks: Buffer[] = [];
+  private len = 0;
+  /** Bytes needed before parsing can make progress. */
+  private need = 0;
 
   constructor(private readonly decompressor: HeaderDecompressor, private readonly maxPayload = MAX_FRAME_PAYLOAD) {}
 
   push(chunk: Buffer): Frame[] {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.chunks.push(chunk);
+    this.len += chunk.length;
+    if (this.len < this.need) return [];
+    const buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.len);
+    this.chunks = [];
+    this.len = 0;
+    this.need = 0;
     const frames: Frame[] = [];
     let off = 0;
-    while (this.buf.length - off >= 8) {
-      const word = this.buf.readUInt32BE(off + 4);
+    while (buf.length - off >= 8) {
+      const word = buf.readUInt32BE(off + 4);
       const flags = word >>> 24;
       const length = word & 0xffffff;
       if (length > this.maxPayload) throw new SpdyProtocolError(`frame of ${length} bytes exceeds ${this.maxPayload}`);
-      if (this.buf.length - off < 8 + length) break;
-      const first = this.buf.readUInt32BE(off);
-      const payload = this.buf.subarray(off + 8, off + 8 + length);
+      if (buf.length - off < 8 + length) {
+        this.need = 8 + length;
+        break;
+      }
+      const first = buf.readUInt32BE(off);
+      // Socket reads are fresh buffers that nobody reuses, so payloads can be views of them.
+      const payload = buf.subarray(off + 8, off + 8 + length);
       off += 8 + length;
       if (first & 0x80000000) {
         const version = (first >>> 16) & 0x7fff;
@@ -173,11 +187,14 @@ export class FrameParser {
         const f = this.control(type, flags, payload);
         if (f) frames.push(f);
       } else {
-        // Copy: the payload must outlive this parser's buffer.
-        frames.push({ type: 'DATA', streamId: first & 0x7fffffff, flags, data: Buffer.from(payload) });
+        frames.push({ type: 'DATA', streamId: first & 0x7fffffff, flags, data: payload });
       }
     }
-    this.buf = off === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(off);
+    if (off < buf.length) {
+      this.chunks = [buf.subarray(off)];
+      this.len = buf.length - off;
+      if (this.need === 0) this.need = 8;
+    }
     return frames;
   }
 
