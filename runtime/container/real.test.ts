@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { ContainerService } from './service.js';
 import type { ImagePort, SandboxPort, SandboxViewLike } from './ports.js';
 import { OciRuntimes } from '../oci/runtime.js';
+import { execWithConmon } from '../oci/conmon.js';
 import { defaultConfig } from '../config.js';
 import { silentLogger } from '../util/log.js';
 import { linux } from '../linux/syscalls.js';
@@ -218,6 +219,28 @@ for (const handler of ['runc', 'crun']) {
     }
   });
 }
+
+rtest('exec through conmon (-e --exec-process-spec): pid, exit code, k8s-file output', async (t) => {
+  const pod = 'runcpod'.padEnd(64, '0');
+  const id = await svc.create({ pod_sandbox_id: pod, config: config('conmonexec', ['sleep', '3600']) });
+  await svc.start(id);
+  const v = svc.get(id);
+  const proc = { ...v.spec!.process, args: ['sh', '-c', 'echo via-conmon; exit 3'], terminal: false };
+  const procPath = join(dir, 'exec-proc.json');
+  await fs.writeFile(procPath, JSON.stringify(proc));
+  const log = join(dir, 'exec.log');
+  const h = await execWithConmon({
+    conmonPath: '/usr/bin/conmon', id, name: v.name, bundleDir: v.bundleDir, runtime: svc.runtimes.get('runc').handler,
+    exitDir: join(dir, 'exec-exits'), persistDir: join(dir, 'exec-persist'), socketDir: join(dir, 'exec-attach'),
+    timeoutMs: 10_000, processSpecPath: procPath, pidFile: join(dir, 'exec.pid'), logPath: log, execTimeoutSec: 0,
+  });
+  t.true((await h.pid) > 0);
+  t.is(await h.exit, 3);
+  t.regex(await fs.readFile(log, 'utf8'), / stdout F via-conmon\n/);
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(svc.get(id).state, 'RUNNING', "the exec's exit is not the container's");
+  await svc.remove(id);
+});
 
 rtest('crun execSync timeout kills the command', async (t) => {
   const pod = 'crunpod'.padEnd(64, '0');

@@ -24,9 +24,17 @@ test('arguments follow CRI-O: api v1, runtime root, exit/persist/socket dirs, k8
   const a = conmonCreateArgs(opts('/d', '/usr/bin/conmon'));
   const s = a.join(' ');
   t.regex(s, /^--api-version 1 -c c1 -u c1 -n k8s_c_p_ns_uid_0 -r \/usr\/sbin\/runc -b \/d\/b --runtime-arg --root=\/run\/x --runtime-arg --debug/);
-  t.regex(s, /--exit-dir \/d\/exits --socket-dir-path \/d\/attach --persist-dir \/d\/b/);
+  t.regex(s, /--socket-dir-path \/d\/attach --exit-dir \/d\/exits --persist-dir \/d\/b/);
   t.regex(s, /-p \/d\/b\/pidfile -P \/d\/b\/conmon.pid -l k8s-file:\/d\/log/);
   t.regex(s, /--log-size-max 1024/);
+});
+
+test('an exec never gets the exit or persist dir (its code would pose as the container exit)', async (t) => {
+  const { conmonExecArgs } = await import('./conmon.js');
+  const a = conmonExecArgs({ ...opts('/d', '/usr/bin/conmon'), processSpecPath: '/d/p.json', pidFile: '/d/e.pid', execTimeoutSec: 5 });
+  t.false(a.includes('--exit-dir'));
+  t.false(a.includes('--persist-dir'));
+  t.regex(a.join(' '), /-e --exec-process-spec \/d\/p.json -p \/d\/e.pid -l k8s-file:\/d\/log --log-level warning -T 5/);
 });
 
 test('waits for the start pipe, then returns the pid from the sync pipe', async (t) => {

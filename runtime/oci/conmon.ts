@@ -26,8 +26,12 @@ export interface ConmonCommon {
   name: string;
   bundleDir: string;
   runtime: RuntimeHandler;
+  /**
+   * Where conmon writes <id> with the exit code. Only passed for create: an exec would
+   * write its own code under the container's id and fake the container's exit.
+   */
   exitDir: string;
-  /** Where conmon keeps `exit`, `oom` and (here) its own stderr. */
+  /** Where conmon keeps `exit` and `oom` (create only, same reason) and corral its stderr. */
   persistDir: string;
   socketDir: string;
   /** cgroupfs path (relative to each hierarchy) conmon joins before it starts the runtime. */
@@ -65,13 +69,14 @@ function commonArgs(o: ConmonCommon): string[] {
   const a = ['--api-version', '1', '-c', o.id, '-u', o.id, '-n', o.name, '-r', o.runtime.monitorPath, '-b', o.bundleDir,
     '--runtime-arg', `--root=${o.runtime.root}`];
   for (const opt of o.runtime.options) a.push('--runtime-arg', opt);
-  a.push('--exit-dir', o.exitDir, '--socket-dir-path', o.socketDir, '--persist-dir', o.persistDir);
+  a.push('--socket-dir-path', o.socketDir);
   if (o.systemdCgroup) a.push('-s');
   return a;
 }
 
 export function conmonCreateArgs(o: ConmonCreateOptions): string[] {
   const a = commonArgs(o);
+  a.push('--exit-dir', o.exitDir, '--persist-dir', o.persistDir);
   a.push('-p', o.containerPidFile, '-P', o.conmonPidFile, '-l', `k8s-file:${o.logPath}`, '--log-level', 'warning');
   if (o.logSizeMax > 0) a.push('--log-size-max', String(o.logSizeMax));
   if (o.stdin) a.push('-i');
@@ -182,9 +187,9 @@ interface Spawned {
   stdio: Array<Readable | Writable | null | undefined>;
 }
 
-async function spawnConmon(o: ConmonCommon, args: string[], pidFile: string | undefined, extraStdio: Array<'pipe' | 'ignore'> = []): Promise<Spawned> {
+async function spawnConmon(o: ConmonCommon, args: string[], pidFile: string | undefined, extraStdio: Array<'pipe' | 'ignore'> = [], holdLoop = false): Promise<Spawned> {
   await fs.mkdir(o.persistDir, { recursive: true });
-  await fs.mkdir(o.exitDir, { recursive: true });
+  if (o.exitDir) await fs.mkdir(o.exitDir, { recursive: true });
   await fs.mkdir(o.socketDir, { recursive: true });
   const stderrPath = join(o.persistDir, CONMON_STDERR);
   const errFd = openSync(stderrPath, 'a', 0o600);
@@ -211,7 +216,9 @@ async function spawnConmon(o: ConmonCommon, args: string[], pidFile: string | un
   const syncStream = child.stdio[3] as Readable;
   const startPipe = child.stdio[4] as Writable;
   const sync = new SyncReader(syncStream);
-  (syncStream as unknown as { unref?: () => void }).unref?.();
+  // A create is bounded by its deadline timer; an exec may be waited on with nothing else
+  // keeping the event loop alive (a CLI), so its sync pipe holds the loop.
+  if (!holdLoop) (syncStream as unknown as { unref?: () => void }).unref?.();
   (startPipe as unknown as { unref?: () => void }).unref?.();
   if (o.cgroup && child.pid) {
     try {
@@ -299,7 +306,7 @@ export interface ConmonExecHandle {
  * format at logPath.
  */
 export async function execWithConmon(o: ConmonExecOptions, extraStdio: Array<'pipe' | 'ignore'> = []): Promise<ConmonExecHandle> {
-  const s = await spawnConmon(o, conmonExecArgs(o), undefined, extraStdio);
+  const s = await spawnConmon(o, conmonExecArgs(o), undefined, extraStdio, true);
   const first = (async () => {
     const code = await s.parentExit;
     if (code !== 0) throw new InternalError(`conmon exec in ${o.id} exited ${code}: ${await readTail(s.stderrPath) || 'no message'}`);
