@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CgroupStatsReader, CpuRateTracker, parsePsi, usageNanoCores } from './stats.js';
+import { CgroupStatsReader, CpuRateTracker, parsePsi, usageNanoCores, weightToShares } from './stats.js';
 
 // Tests run from dist/; the fake trees stay in the source tree.
 const TESTDATA = fileURLToPath(new URL('../../../runtime/cgroups/testdata/', import.meta.url));
@@ -152,4 +152,43 @@ const realHost = process.getuid?.() === 0;
   t.is(s.memory?.usageBytes, 0n);
   t.is(s.memory?.limitBytes, undefined);
   if (info.controllers.includes('pids') || info.mode === 'v2') t.is(s.pids?.current, 0n);
+});
+
+const PROC = join(TESTDATA, 'proc');
+
+test('detail (metrics) on v1: failcnt, kmem, mapped file, peak, cpu spec, threads, fds and sockets', async (t) => {
+  const r = new CgroupStatsReader({ mode: 'v1', root: join(TESTDATA, 'v1'), now, procRoot: PROC });
+  t.is((await r.read(CG))?.detail, undefined, 'only when asked');
+  const d = (await r.read(CG, { detail: true }))!.detail;
+  t.deepEqual(d, {
+    memoryFailcnt: 0n,
+    kernelBytes: 258048n,
+    mappedFileBytes: 0n,
+    maxUsageBytes: 21893120n,
+    cpuShares: 1024n,
+    cpuPeriodUs: 100000n,
+    swapLimitBytes: 209715200n,
+    threads: 3n,
+    threadsMax: 1024n,
+    fds: 4n,
+    sockets: 2n,
+  });
+});
+
+test('detail on v2: memory.events max as failcnt, cpu.max, weight as shares, unlimited left out', async (t) => {
+  const r = new CgroupStatsReader({ mode: 'v2', root: join(TESTDATA, 'v2'), now, procRoot: PROC });
+  const d = (await r.read(CG, { detail: true }))!.detail;
+  t.deepEqual(d, {
+    memoryFailcnt: 3n,
+    kernelBytes: 102400n,
+    mappedFileBytes: 0n,
+    maxUsageBytes: 9953280n,
+    cpuShares: weightToShares(100n),
+    cpuPeriodUs: 100000n,
+    threads: 3n,
+    fds: 4n,
+    sockets: 2n,
+  });
+  t.is(weightToShares(1n), 2n);
+  t.is(weightToShares(10000n), 262144n);
 });

@@ -50,6 +50,36 @@ export interface CgroupStats {
   io?: { devices: IoDeviceStats[]; readBytes: bigint; writeBytes: bigint; readIos: bigint; writeIos: bigint };
   /** Pressure stall information, where the kernel exposes it for this cgroup. */
   psi?: { cpu?: Psi; memory?: Psi; io?: Psi };
+  /** Only with read(path, { detail: true }): what the cAdvisor metric set adds. */
+  detail?: StatsDetail;
+}
+
+/** The extra numbers of ListPodSandboxMetrics (cAdvisor's container_spec_*, threads, fds, ...). */
+export interface StatsDetail {
+  memoryFailcnt?: bigint;
+  kernelBytes?: bigint;
+  mappedFileBytes?: bigint;
+  maxUsageBytes?: bigint;
+  /** Soft limit (v1) / memory.low (v2); undefined when unset. */
+  reservationBytes?: bigint;
+  /** cpu.shares, or cpu.weight converted to shares on v2. */
+  cpuShares?: bigint;
+  cpuPeriodUs?: bigint;
+  /** Undefined when there is no quota. */
+  cpuQuotaUs?: bigint;
+  /** memsw limit (v1) / memory.swap.max (v2); undefined when unlimited. */
+  swapLimitBytes?: bigint;
+  threads?: bigint;
+  /** pids.max; undefined when unlimited. */
+  threadsMax?: bigint;
+  /** Open file descriptors and sockets of the cgroup's processes (from /proc). */
+  fds?: bigint;
+  sockets?: bigint;
+}
+
+export interface ReadOptions {
+  /** Also read StatsDetail (more files, and /proc of every process: metrics only). */
+  detail?: boolean;
 }
 
 /** Where a value lives: a controller's hierarchy (v1; ignored on v2), a file, a key of a flat-keyed file, a scale to bytes/ns. */
@@ -59,7 +89,9 @@ type Field =
   | 'cpuUsage' | 'cpuUser' | 'cpuSystem' | 'cpuPeriods' | 'cpuThrottled' | 'cpuThrottledTime'
   | 'memUsage' | 'memLimit' | 'memInactiveFile' | 'memRss' | 'memCache' | 'memPgfault' | 'memPgmajfault' | 'memOomKill'
   | 'memswUsage' | 'memswLimit' | 'swapUsage' | 'swapLimit'
-  | 'pidsCurrent' | 'pidsMax';
+  | 'pidsCurrent' | 'pidsMax'
+  | 'memFailcnt' | 'memKernel' | 'memMapped' | 'memMaxUsage' | 'memReservation'
+  | 'cpuSharesSpec' | 'cpuPeriodSpec' | 'cpuQuotaSpec';
 
 const US = 1000n;
 
@@ -89,6 +121,16 @@ export const STATS_FILES: Record<Field, Record<Layout, Source | null>> = {
   swapLimit: { v1: null, v2: { ctl: 'memory', file: 'memory.swap.max' } },
   pidsCurrent: { v1: { ctl: 'pids', file: 'pids.current' }, v2: { ctl: 'pids', file: 'pids.current' } },
   pidsMax: { v1: { ctl: 'pids', file: 'pids.max' }, v2: { ctl: 'pids', file: 'pids.max' } },
+  // Detail (metrics) fields. v2 has no failcnt: cAdvisor counts memory.events' "max" hits.
+  memFailcnt: { v1: { ctl: 'memory', file: 'memory.failcnt' }, v2: { ctl: 'memory', file: 'memory.events', key: 'max' } },
+  memKernel: { v1: { ctl: 'memory', file: 'memory.kmem.usage_in_bytes' }, v2: { ctl: 'memory', file: 'memory.stat', key: 'kernel' } },
+  memMapped: { v1: { ctl: 'memory', file: 'memory.stat', key: 'total_mapped_file' }, v2: { ctl: 'memory', file: 'memory.stat', key: 'file_mapped' } },
+  memMaxUsage: { v1: { ctl: 'memory', file: 'memory.max_usage_in_bytes' }, v2: { ctl: 'memory', file: 'memory.peak' } },
+  memReservation: { v1: { ctl: 'memory', file: 'memory.soft_limit_in_bytes' }, v2: { ctl: 'memory', file: 'memory.low' } },
+  cpuSharesSpec: { v1: { ctl: 'cpu', file: 'cpu.shares' }, v2: { ctl: 'cpu', file: 'cpu.weight' } },
+  // v2 keeps quota and period in one file (cpu.max: "<quota|max> <period>"), parsed below.
+  cpuPeriodSpec: { v1: { ctl: 'cpu', file: 'cpu.cfs_period_us' }, v2: null },
+  cpuQuotaSpec: { v1: { ctl: 'cpu', file: 'cpu.cfs_quota_us' }, v2: null },
 };
 
 /** v1 io files, in order of preference: the throttle layer sees every bio; bfq only its own queues. */
@@ -200,13 +242,26 @@ export interface StatsReaderOptions {
    * four round trips per file when a list call reads thousands of small files.
    */
   readFile?: StatsFileReader;
+  /** Directory listing and readlink for the /proc scan of detail reads (same idea as readFile). */
+  readDir?: (path: string) => Promise<string[] | undefined>;
+  readLink?: (path: string) => Promise<string | undefined>;
+  /** /proc, or a fake in tests. */
+  procRoot?: string;
 }
 
 const asyncReadFile: StatsFileReader = (path) => fs.readFile(path, 'utf8').catch(() => undefined);
 
 /** What callers of read() need; CgroupStatsReader and the worker-backed pool both have it. */
 export interface CgroupStatsSource {
-  read(cgroupPath: string): Promise<CgroupStats | undefined>;
+  read(cgroupPath: string, opts?: ReadOptions): Promise<CgroupStats | undefined>;
+}
+
+const asyncReadDir = (path: string): Promise<string[] | undefined> => fs.readdir(path).catch(() => undefined);
+const asyncReadLink = (path: string): Promise<string | undefined> => fs.readlink(path).catch(() => undefined);
+
+/** cgroup v2 cpu.weight (1..10000) back to v1 shares (2..262144), the kernel's own mapping. */
+export function weightToShares(weight: bigint): bigint {
+  return 2n + ((weight - 1n) * 262142n) / 9999n;
 }
 
 const defaultNow = (): { wall: bigint; mono: bigint } => ({ wall: BigInt(Date.now()) * 1_000_000n, mono: process.hrtime.bigint() });
@@ -227,12 +282,15 @@ export class CgroupStatsReader implements CgroupStatsSource {
     this.readFile = opts.readFile ?? asyncReadFile;
   }
 
+  private get readDir() { return this.opts.readDir ?? asyncReadDir; }
+  private get readLink() { return this.opts.readLink ?? asyncReadLink; }
+
   /** The directory of a controller's cgroup: one tree on v2, one per controller on v1. */
   dir(ctl: string, cgroupPath: string): string {
     return this.layout === 'v2' ? join(this.opts.root, cgroupPath) : join(this.opts.root, ctl, cgroupPath);
   }
 
-  async read(cgroupPath: string): Promise<CgroupStats | undefined> {
+  async read(cgroupPath: string, ropts: ReadOptions = {}): Promise<CgroupStats | undefined> {
     const clock = this.now();
     // One read per file, however many fields come from it.
     const files = new Map<string, Promise<string | undefined>>();
@@ -312,11 +370,77 @@ export class CgroupStatsReader implements CgroupStatsSource {
     const [io, psi] = await Promise.all([this.readIo(cgroupPath, file), this.readPsi(cgroupPath, file)]);
     if (io) stats.io = io;
     if (psi) stats.psi = psi;
+    if (ropts.detail) stats.detail = await this.readDetail(cgroupPath, file, get, num, pidsMaxText);
 
     if (!stats.cpu && !stats.memory && !stats.pids && !stats.io) {
       return (await this.exists(cgroupPath)) ? stats : undefined;
     }
     return stats;
+  }
+
+  private async readDetail(
+    cgroupPath: string,
+    file: (p: string) => Promise<string | undefined>,
+    get: (f: Field) => Promise<string | undefined>,
+    num: (f: Field) => Promise<bigint | undefined>,
+    pidsMaxText: string | undefined,
+  ): Promise<StatsDetail> {
+    const [failcnt, kernel, mapped, maxUsage, reservationText, sharesRaw, swapLimitText, memswLimitText] = await Promise.all([
+      num('memFailcnt'), num('memKernel'), num('memMapped'), num('memMaxUsage'), get('memReservation'), num('cpuSharesSpec'),
+      get('swapLimit'), get('memswLimit'),
+    ]);
+    let period: bigint | undefined;
+    let quota: bigint | undefined;
+    if (this.layout === 'v2') {
+      const [q, p] = ((await file(join(this.dir('cpu', cgroupPath), 'cpu.max'))) ?? '').trim().split(/\s+/);
+      period = toBig(p);
+      quota = q === 'max' ? undefined : toBig(q);
+    } else {
+      period = await num('cpuPeriodSpec');
+      const q = await num('cpuQuotaSpec');
+      quota = q !== undefined && q > 0n ? q : undefined;
+    }
+    // Threads and processes: v1 lists them in every hierarchy; memory is always mounted.
+    const procDir = this.dir('memory', cgroupPath);
+    const [threadsText, procsText] = await Promise.all([
+      file(join(procDir, this.layout === 'v2' ? 'cgroup.threads' : 'tasks')),
+      file(join(procDir, 'cgroup.procs')),
+    ]);
+    const count = (t: string | undefined): bigint | undefined => (t === undefined ? undefined : BigInt(t.split('\n').filter(Boolean).length));
+    let fds: bigint | undefined;
+    let sockets: bigint | undefined;
+    if (procsText !== undefined) {
+      fds = 0n;
+      sockets = 0n;
+      const procRoot = this.opts.procRoot ?? '/proc';
+      for (const pid of procsText.split('\n').filter(Boolean)) {
+        const dir = join(procRoot, pid, 'fd');
+        const names = await this.readDir(dir);
+        if (!names) continue; // exited meanwhile
+        fds += BigInt(names.length);
+        for (const n of names) {
+          if ((await this.readLink(join(dir, n)))?.startsWith('socket:')) sockets++;
+        }
+      }
+    }
+    const swapLimit = parseLimit(this.layout === 'v2' ? swapLimitText : memswLimitText);
+    const reservation = parseLimit(reservationText);
+    const d: StatsDetail = {};
+    const set = <K extends keyof StatsDetail>(k: K, v: StatsDetail[K] | undefined): void => { if (v !== undefined) d[k] = v; };
+    set('memoryFailcnt', failcnt);
+    set('kernelBytes', kernel);
+    set('mappedFileBytes', mapped);
+    set('maxUsageBytes', maxUsage);
+    set('reservationBytes', reservation !== undefined && reservation > 0n ? reservation : undefined);
+    set('cpuShares', sharesRaw === undefined ? undefined : this.layout === 'v2' ? weightToShares(sharesRaw) : sharesRaw);
+    set('cpuPeriodUs', period);
+    set('cpuQuotaUs', quota);
+    set('swapLimitBytes', swapLimit);
+    set('threads', count(threadsText));
+    set('threadsMax', parseLimit(pidsMaxText));
+    set('fds', fds);
+    set('sockets', sockets);
+    return d;
   }
 
   private async exists(cgroupPath: string): Promise<boolean> {

@@ -15,10 +15,10 @@ export const BASE_LABELS = ['container', 'id', 'image', 'name', 'namespace', 'po
 export type BaseLabels = Record<(typeof BASE_LABELS)[number], string>;
 
 type Kind = 'COUNTER' | 'GAUGE';
-interface Def { name: string; help: string; type: Kind; extra?: string }
+interface Def { name: string; help: string; type: Kind; extra?: string[] }
 
 const DEFS: Def[] = [
-  { name: 'container_cpu_usage_seconds_total', help: 'Cumulative cpu time consumed in seconds.', type: 'COUNTER', extra: 'cpu' },
+  { name: 'container_cpu_usage_seconds_total', help: 'Cumulative cpu time consumed in seconds.', type: 'COUNTER', extra: ['cpu'] },
   { name: 'container_cpu_user_seconds_total', help: 'Cumulative user cpu time consumed in seconds.', type: 'COUNTER' },
   { name: 'container_cpu_system_seconds_total', help: 'Cumulative system cpu time consumed in seconds.', type: 'COUNTER' },
   { name: 'container_cpu_cfs_periods_total', help: 'Number of elapsed enforcement period intervals.', type: 'COUNTER' },
@@ -29,37 +29,54 @@ const DEFS: Def[] = [
   { name: 'container_memory_rss', help: 'Size of RSS in bytes.', type: 'GAUGE' },
   { name: 'container_memory_cache', help: 'Number of bytes of page cache memory.', type: 'GAUGE' },
   { name: 'container_memory_swap', help: 'Container swap usage in bytes.', type: 'GAUGE' },
-  { name: 'container_memory_failures_total', help: 'Cumulative count of memory allocation failures.', type: 'COUNTER', extra: 'failure_type' },
+  { name: 'container_memory_failures_total', help: 'Cumulative count of memory allocation failures.', type: 'COUNTER', extra: ['failure_type'] },
   { name: 'container_oom_events_total', help: 'Count of out of memory events observed for the container.', type: 'COUNTER' },
   { name: 'container_spec_memory_limit_bytes', help: 'Memory limit for the container.', type: 'GAUGE' },
   { name: 'container_processes', help: 'Number of processes running inside the container.', type: 'GAUGE' },
-  { name: 'container_fs_usage_bytes', help: 'Number of bytes that are consumed by the container on this filesystem.', type: 'GAUGE', extra: 'device' },
-  { name: 'container_fs_inodes_total', help: 'Number of inodes used by the container on this filesystem.', type: 'GAUGE', extra: 'device' },
-  { name: 'container_fs_reads_bytes_total', help: 'Cumulative count of bytes read.', type: 'COUNTER', extra: 'device' },
-  { name: 'container_fs_writes_bytes_total', help: 'Cumulative count of bytes written.', type: 'COUNTER', extra: 'device' },
-  { name: 'container_fs_reads_total', help: 'Cumulative count of reads completed.', type: 'COUNTER', extra: 'device' },
-  { name: 'container_fs_writes_total', help: 'Cumulative count of writes completed.', type: 'COUNTER', extra: 'device' },
+  { name: 'container_fs_usage_bytes', help: 'Number of bytes that are consumed by the container on this filesystem.', type: 'GAUGE', extra: ['device'] },
+  { name: 'container_fs_inodes_total', help: 'Number of inodes used by the container on this filesystem.', type: 'GAUGE', extra: ['device'] },
+  { name: 'container_fs_reads_bytes_total', help: 'Cumulative count of bytes read.', type: 'COUNTER', extra: ['device'] },
+  { name: 'container_fs_writes_bytes_total', help: 'Cumulative count of bytes written.', type: 'COUNTER', extra: ['device'] },
+  { name: 'container_fs_reads_total', help: 'Cumulative count of reads completed.', type: 'COUNTER', extra: ['device'] },
+  { name: 'container_fs_writes_total', help: 'Cumulative count of writes completed.', type: 'COUNTER', extra: ['device'] },
   { name: 'container_pressure_cpu_stalled_seconds_total', help: 'Total time duration no tasks in the container could make progress due to CPU congestion.', type: 'COUNTER' },
   { name: 'container_pressure_cpu_waiting_seconds_total', help: 'Total time duration tasks in the container have waited due to CPU congestion.', type: 'COUNTER' },
   { name: 'container_pressure_memory_stalled_seconds_total', help: 'Total time duration no tasks in the container successfully used memory due to memory congestion.', type: 'COUNTER' },
   { name: 'container_pressure_memory_waiting_seconds_total', help: 'Total time duration tasks in the container have waited due to memory congestion.', type: 'COUNTER' },
   { name: 'container_pressure_io_stalled_seconds_total', help: 'Total time duration no tasks in the container successfully used io due to io congestion.', type: 'COUNTER' },
   { name: 'container_pressure_io_waiting_seconds_total', help: 'Total time duration tasks in the container have waited due to io congestion.', type: 'COUNTER' },
-  { name: 'container_network_receive_bytes_total', help: 'Cumulative count of bytes received.', type: 'COUNTER', extra: 'interface' },
-  { name: 'container_network_transmit_bytes_total', help: 'Cumulative count of bytes transmitted.', type: 'COUNTER', extra: 'interface' },
-  { name: 'container_network_receive_packets_total', help: 'Cumulative count of packets received.', type: 'COUNTER', extra: 'interface' },
-  { name: 'container_network_transmit_packets_total', help: 'Cumulative count of packets transmitted.', type: 'COUNTER', extra: 'interface' },
-  { name: 'container_network_receive_errors_total', help: 'Cumulative count of errors encountered while receiving.', type: 'COUNTER', extra: 'interface' },
-  { name: 'container_network_transmit_errors_total', help: 'Cumulative count of errors encountered while transmitting.', type: 'COUNTER', extra: 'interface' },
-  { name: 'container_network_receive_packets_dropped_total', help: 'Cumulative count of packets dropped while receiving.', type: 'COUNTER', extra: 'interface' },
-  { name: 'container_network_transmit_packets_dropped_total', help: 'Cumulative count of packets dropped while transmitting.', type: 'COUNTER', extra: 'interface' },
+  { name: 'container_network_receive_bytes_total', help: 'Cumulative count of bytes received.', type: 'COUNTER', extra: ['interface'] },
+  { name: 'container_network_transmit_bytes_total', help: 'Cumulative count of bytes transmitted.', type: 'COUNTER', extra: ['interface'] },
+  { name: 'container_network_receive_packets_total', help: 'Cumulative count of packets received.', type: 'COUNTER', extra: ['interface'] },
+  { name: 'container_network_transmit_packets_total', help: 'Cumulative count of packets transmitted.', type: 'COUNTER', extra: ['interface'] },
+  { name: 'container_network_receive_errors_total', help: 'Cumulative count of errors encountered while receiving.', type: 'COUNTER', extra: ['interface'] },
+  { name: 'container_network_transmit_errors_total', help: 'Cumulative count of errors encountered while transmitting.', type: 'COUNTER', extra: ['interface'] },
+  { name: 'container_network_receive_packets_dropped_total', help: 'Cumulative count of packets dropped while receiving.', type: 'COUNTER', extra: ['interface'] },
+  { name: 'container_network_transmit_packets_dropped_total', help: 'Cumulative count of packets dropped while transmitting.', type: 'COUNTER', extra: ['interface'] },
   { name: 'container_start_time_seconds', help: 'Start time of the container since unix epoch in seconds.', type: 'GAUGE' },
+  { name: 'container_last_seen', help: 'Last time a container was seen by the exporter.', type: 'GAUGE' },
+  { name: 'container_blkio_device_usage_total', help: 'Blkio device bytes usage.', type: 'COUNTER', extra: ['device', 'major', 'minor', 'operation'] },
+  { name: 'container_fs_inodes_free', help: 'Number of available inodes.', type: 'GAUGE', extra: ['device'] },
+  { name: 'container_fs_limit_bytes', help: 'Number of bytes that can be consumed by the container on this filesystem.', type: 'GAUGE', extra: ['device'] },
+  { name: 'container_memory_failcnt', help: 'Number of memory usage hits limits.', type: 'COUNTER' },
+  { name: 'container_memory_kernel_usage', help: 'Size of kernel memory allocated in bytes.', type: 'GAUGE' },
+  { name: 'container_memory_mapped_file', help: 'Size of memory mapped files in bytes.', type: 'GAUGE' },
+  { name: 'container_memory_max_usage_bytes', help: 'Maximum memory usage recorded in bytes.', type: 'GAUGE' },
+  { name: 'container_spec_cpu_period', help: 'CPU period of the container.', type: 'GAUGE' },
+  { name: 'container_spec_cpu_quota', help: 'CPU quota of the container.', type: 'GAUGE' },
+  { name: 'container_spec_cpu_shares', help: 'CPU share of the container.', type: 'GAUGE' },
+  { name: 'container_spec_memory_reservation_limit_bytes', help: 'Memory reservation limit for the container.', type: 'GAUGE' },
+  { name: 'container_spec_memory_swap_limit_bytes', help: 'Memory swap limit for the container.', type: 'GAUGE' },
+  { name: 'container_threads', help: 'Number of threads running inside the container.', type: 'GAUGE' },
+  { name: 'container_threads_max', help: 'Maximum number of threads allowed inside the container, infinity if value is zero.', type: 'GAUGE' },
+  { name: 'container_file_descriptors', help: 'Number of open file descriptors for the container.', type: 'GAUGE' },
+  { name: 'container_sockets', help: 'Number of open sockets for the container.', type: 'GAUGE' },
 ];
 
 const BY_NAME = new Map(DEFS.map((d) => [d.name, d]));
 
 export function metricDescriptors(): MetricDescriptor[] {
-  return DEFS.map((d) => ({ name: d.name, help: d.help, label_keys: [...BASE_LABELS, ...(d.extra ? [d.extra] : [])] }));
+  return DEFS.map((d) => ({ name: d.name, help: d.help, label_keys: [...BASE_LABELS, ...(d.extra ?? [])] }));
 }
 
 /**
@@ -72,15 +89,15 @@ const NS_PER_S = 1_000_000_000n;
 class Builder {
   readonly out: Metric[] = [];
   constructor(private readonly base: string[]) {}
-  add(name: string, value: bigint | number | undefined, extra?: string): void {
+  add(name: string, value: bigint | number | undefined, ...extra: string[]): void {
     if (value === undefined) return;
     const def = BY_NAME.get(name)!;
     this.out.push({
       name,
       timestamp: '0',
       metric_type: def.type,
-      label_values: extra === undefined ? this.base : [...this.base, extra],
-      value: { value: String(value) },
+      label_values: [...this.base, ...extra],
+      value: { value: String(value < 0 ? 0 : value) },
     });
   }
 }
@@ -89,9 +106,13 @@ function baseValues(l: BaseLabels): string[] {
   return BASE_LABELS.map((k) => l[k]);
 }
 
+/** The writable layer and the filesystem it lives on. */
+export interface LayerFs { device: string; usedBytes: number; limitBytes?: number; inodesTotal?: number; inodesFree?: number }
+
 /** Metrics of one cgroup (a container's, or a pod's own) and its writable layer. */
-export function cgroupMetrics(labels: BaseLabels, s: CgroupStats | undefined, extra: { layer?: { bytes: number; inodes: number; device: string }; startedAtNs?: bigint } = {}): Metric[] {
+export function cgroupMetrics(labels: BaseLabels, s: CgroupStats | undefined, extra: { layer?: LayerFs; startedAtNs?: bigint } = {}): Metric[] {
   const b = new Builder(baseValues(labels));
+  if (s) b.add('container_last_seen', s.timestampNs / NS_PER_S);
   if (s?.cpu) {
     b.add('container_cpu_usage_seconds_total', s.cpu.usageNs / NS_PER_S, 'total');
     b.add('container_cpu_user_seconds_total', s.cpu.userNs === undefined ? undefined : s.cpu.userNs / NS_PER_S);
@@ -116,6 +137,8 @@ export function cgroupMetrics(labels: BaseLabels, s: CgroupStats | undefined, ex
   if (s?.pids) b.add('container_processes', s.pids.current);
   for (const d of s?.io?.devices ?? []) {
     const dev = `${d.major}:${d.minor}`;
+    b.add('container_blkio_device_usage_total', d.readBytes, dev, String(d.major), String(d.minor), 'Read');
+    b.add('container_blkio_device_usage_total', d.writeBytes, dev, String(d.major), String(d.minor), 'Write');
     b.add('container_fs_reads_bytes_total', d.readBytes, dev);
     b.add('container_fs_writes_bytes_total', d.writeBytes, dev);
     b.add('container_fs_reads_total', d.readIos, dev);
@@ -129,9 +152,30 @@ export function cgroupMetrics(labels: BaseLabels, s: CgroupStats | undefined, ex
   b.add('container_pressure_memory_stalled_seconds_total', us(psi?.memory?.full?.totalUs));
   b.add('container_pressure_io_waiting_seconds_total', us(psi?.io?.some.totalUs));
   b.add('container_pressure_io_stalled_seconds_total', us(psi?.io?.full?.totalUs));
+  const d = s?.detail;
+  if (d && s) {
+    b.add('container_memory_failcnt', d.memoryFailcnt);
+    b.add('container_memory_kernel_usage', d.kernelBytes);
+    b.add('container_memory_mapped_file', d.mappedFileBytes);
+    // memory.peak needs kernel 5.19 on v2; the current usage is the best lower bound before that.
+    b.add('container_memory_max_usage_bytes', d.maxUsageBytes ?? s.memory?.usageBytes);
+    b.add('container_spec_cpu_period', d.cpuPeriodUs);
+    b.add('container_spec_cpu_quota', d.cpuQuotaUs);
+    b.add('container_spec_cpu_shares', d.cpuShares);
+    b.add('container_spec_memory_reservation_limit_bytes', d.reservationBytes);
+    // cAdvisor reports 0 for "no limit" in the spec gauges.
+    b.add('container_spec_memory_swap_limit_bytes', d.swapLimitBytes ?? 0n);
+    b.add('container_threads', d.threads);
+    b.add('container_threads_max', d.threadsMax ?? 0n);
+    b.add('container_file_descriptors', d.fds);
+    b.add('container_sockets', d.sockets);
+  }
   if (extra.layer) {
-    b.add('container_fs_usage_bytes', extra.layer.bytes, extra.layer.device);
-    b.add('container_fs_inodes_total', extra.layer.inodes, extra.layer.device);
+    const l = extra.layer;
+    b.add('container_fs_usage_bytes', l.usedBytes, l.device);
+    b.add('container_fs_limit_bytes', l.limitBytes, l.device);
+    b.add('container_fs_inodes_total', l.inodesTotal, l.device);
+    b.add('container_fs_inodes_free', l.inodesFree, l.device);
   }
   if (extra.startedAtNs !== undefined && extra.startedAtNs > 0n) b.add('container_start_time_seconds', extra.startedAtNs / NS_PER_S);
   return b.out;

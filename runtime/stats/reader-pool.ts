@@ -8,16 +8,16 @@
  * read() calls made in the same tick (a Promise.all over containers) go to the worker as one
  * batch. This file is both the API (main thread) and the worker body.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { CgroupMode } from '../cgroups/detect.js';
-import { CgroupStatsReader, type CgroupStats, type CgroupStatsSource } from '../cgroups/stats.js';
+import { CgroupStatsReader, type CgroupStats, type CgroupStatsSource, type ReadOptions } from '../cgroups/stats.js';
 import { InternalError } from '../errors.js';
 
 const ROLE = 'corral-cgroup-stats';
 
-interface Batch { id: number; paths: string[] }
+interface Batch { id: number; paths: string[]; detail: boolean[] }
 interface BatchReply { id: number; results: Array<CgroupStats | undefined | { error: string }> }
 
 /** Below this many cgroups a batch is not split: a message round trip costs more than it saves. */
@@ -27,7 +27,7 @@ export class PooledStatsReader implements CgroupStatsSource {
   /** Opening cgroupfs files is kernel time that scales with cores; one worker per core, at most two. */
   private readonly workers: Array<Worker | undefined>;
   private nextId = 1;
-  private queue: Array<{ path: string; resolve: (s: CgroupStats | undefined) => void; reject: (e: Error) => void }> = [];
+  private queue: Array<{ path: string; detail: boolean; resolve: (s: CgroupStats | undefined) => void; reject: (e: Error) => void }> = [];
   private scheduled = false;
   private readonly inflight = new Map<number, Array<{ resolve: (s: CgroupStats | undefined) => void; reject: (e: Error) => void }>>();
 
@@ -35,9 +35,9 @@ export class PooledStatsReader implements CgroupStatsSource {
     this.workers = new Array(Math.max(1, opts.workers ?? Math.min(2, availableParallelism()))).fill(undefined);
   }
 
-  read(cgroupPath: string): Promise<CgroupStats | undefined> {
+  read(cgroupPath: string, opts: ReadOptions = {}): Promise<CgroupStats | undefined> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ path: cgroupPath, resolve, reject });
+      this.queue.push({ path: cgroupPath, detail: !!opts.detail, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -65,7 +65,7 @@ export class PooledStatsReader implements CgroupStatsSource {
       const id = this.nextId++;
       this.inflight.set(id, part);
       w.ref();
-      w.postMessage({ id, paths: part.map((b) => b.path) } satisfies Batch);
+      w.postMessage({ id, paths: part.map((b) => b.path), detail: part.map((b) => b.detail) } satisfies Batch);
     }
   }
 
@@ -131,9 +131,23 @@ function serve(): void {
       closeSync(fd);
     }
   };
-  const reader = new CgroupStatsReader({ mode, root, readFile: syncRead });
+  const readDir = (path: string): Promise<string[] | undefined> => {
+    try {
+      return Promise.resolve(readdirSync(path));
+    } catch {
+      return Promise.resolve(undefined);
+    }
+  };
+  const readLink = (path: string): Promise<string | undefined> => {
+    try {
+      return Promise.resolve(readlinkSync(path));
+    } catch {
+      return Promise.resolve(undefined);
+    }
+  };
+  const reader = new CgroupStatsReader({ mode, root, readFile: syncRead, readDir, readLink });
   parentPort!.on('message', async (b: Batch) => {
-    const results = await Promise.all(b.paths.map((p) => reader.read(p).catch((err: Error) => ({ error: err.message }))));
+    const results = await Promise.all(b.paths.map((p, i) => reader.read(p, { detail: b.detail[i] }).catch((err: Error) => ({ error: err.message }))));
     parentPort!.postMessage({ id: b.id, results } satisfies BatchReply);
   });
 }

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { CgroupStatsReader } from '../cgroups/stats.js';
 import type { ContainerView } from '../container/types.js';
@@ -11,7 +11,7 @@ const V2 = fileURLToPath(new URL('../../../runtime/cgroups/testdata/v2/', import
 
 function container(id: string, podId: string, cgroupsPath: string, extra: Partial<ContainerView> = {}): ContainerView {
   return {
-    id, podId, name: `k8s_${id}`, metadata: { name: id, attempt: 0 }, state: 'RUNNING', labels: { app: id }, annotations: {},
+    id, podId, name: `k8s_${id}`, metadata: { name: id, attempt: 0 }, state: 'RUNNING', labels: { app: id }, annotations: {}, startedAt: '1700000000123456789',
     spec: { linux: { cgroupsPath } }, ...extra,
   } as unknown as ContainerView;
 }
@@ -42,7 +42,8 @@ function setup(opts: { podCgroup?: string } = {}) {
       list: () => pods.map((p) => ({ id: p.id })),
       find: (id) => pods.find((p) => p.id.startsWith(id)),
     },
-    layers: { rootfsUsage: async (id) => ({ bytes: 8192, inodes: 3, mountpoint: `/var/lib/corral/snapshots/containers/${id}/upper` }) },
+    // A real directory: metrics statfs the layer's filesystem.
+    layers: { rootfsUsage: async () => ({ bytes: 8192, inodes: 3, mountpoint: tmpdir() }) },
     netns: {
       read: async () => [
         { name: 'lo', rxBytes: 1n, rxPackets: 1n, rxErrors: 0n, rxDropped: 0n, txBytes: 1n, txPackets: 1n, txErrors: 0n, txDropped: 0n },
@@ -137,4 +138,13 @@ test('metrics: every sample names a descriptor and carries its label values, cAd
   const rx = pm!.metrics!.filter((m) => m.name === 'container_network_receive_bytes_total');
   t.deepEqual(rx.map((m) => [m.label_values?.[6], m.value?.value]), [['eth0', '1500']]);
   t.true(pm!.metrics!.some((m) => m.name === 'container_processes'));
+});
+
+test('metrics: every descriptor has a sample, as critest checks (bar the ones that need PSI, a quota or a reservation)', async (t) => {
+  const { svc } = setup({ podCgroup: '/kubepods/pod1/ctr1' });
+  const [pm] = await svc.listPodSandboxMetrics();
+  const seen = new Set([...(pm?.metrics ?? []), ...(pm?.container_metrics ?? []).flatMap((c) => c.metrics ?? [])].map((m) => m.name));
+  const mayLack = /^container_pressure_|^container_spec_cpu_quota$|^container_spec_memory_reservation_limit_bytes$/;
+  const missing = svc.listMetricDescriptors().map((d) => d.name!).filter((n) => !seen.has(n) && !mayLack.test(n));
+  t.deepEqual(missing, []);
 });

@@ -22,7 +22,8 @@ import type { PodSandboxStatsFilter__Output } from '../../proto/gen/runtime/v1/P
 import type { PsiStats } from '../../proto/gen/runtime/v1/PsiStats.js';
 import type { PodSandboxMetrics } from '../../proto/gen/runtime/v1/PodSandboxMetrics.js';
 import type { MetricDescriptor } from '../../proto/gen/runtime/v1/MetricDescriptor.js';
-import { cgroupMetrics, metricDescriptors, networkMetrics, type BaseLabels } from './metrics.js';
+import { cgroupMetrics, metricDescriptors, networkMetrics, type BaseLabels, type LayerFs } from './metrics.js';
+import { promises as fs } from 'node:fs';
 import type { CgroupInfo } from '../cgroups/detect.js';
 import { expandSlice } from '../cgroups/paths.js';
 import { CpuRateTracker, type CgroupStats, type CgroupStatsSource, type Psi } from '../cgroups/stats.js';
@@ -172,13 +173,13 @@ export class StatsService {
       const md = pod.config.metadata;
       const podLabels: BaseLabels = { container: '', id: pod.cgroupPath, image: '', name: '', namespace: md?.namespace ?? '', pod: md?.name ?? '' };
       const [own, ifs, containers] = await Promise.all([
-        pod.cgroupPath ? this.reader.read(pod.cgroupPath).catch(() => undefined) : Promise.resolve(undefined),
+        pod.cgroupPath ? this.reader.read(pod.cgroupPath, { detail: true }).catch(() => undefined) : Promise.resolve(undefined),
         pod.namespaces.net ? this.deps.netns.read(pod.namespaces.net).catch(() => []) : Promise.resolve([]),
         Promise.all(all.filter((c) => c.podId === pod.id).map(async (c) => {
           const path = this.containerCgroup(c) ?? '';
           const [raw, layer] = await Promise.all([
-            path ? this.reader.read(path).catch(() => undefined) : Promise.resolve(undefined),
-            this.layerUsage(c.id).catch(() => undefined),
+            path ? this.reader.read(path, { detail: true }).catch(() => undefined) : Promise.resolve(undefined),
+            this.layerFs(c.id),
           ]);
           const labels: BaseLabels = {
             container: c.metadata.name,
@@ -191,7 +192,7 @@ export class StatsService {
           return {
             container_id: c.id,
             metrics: cgroupMetrics(labels, raw, {
-              ...(layer ? { layer: { bytes: layer.bytes, inodes: layer.inodes, device: layer.mountpoint } } : {}),
+              ...(layer ? { layer } : {}),
               ...(c.startedAt && c.startedAt !== '0' ? { startedAtNs: BigInt(c.startedAt) } : {}),
             }),
           };
@@ -292,6 +293,18 @@ export class StatsService {
       timestamp: String(BigInt(Date.now()) * 1_000_000n),
       default_interface: def ? toUsage(def) : null,
       interfaces: list.map(toUsage),
+    };
+  }
+
+  /** The writable layer's usage and its filesystem's size and inodes (cAdvisor's container_fs_*). */
+  private async layerFs(id: string): Promise<LayerFs | undefined> {
+    const layer = await this.layerUsage(id).catch(() => undefined);
+    if (!layer) return undefined;
+    const st = await fs.statfs(layer.mountpoint).catch(() => undefined);
+    return {
+      device: layer.mountpoint,
+      usedBytes: layer.bytes,
+      ...(st ? { limitBytes: st.blocks * st.bsize, inodesTotal: st.files, inodesFree: st.ffree } : {}),
     };
   }
 
