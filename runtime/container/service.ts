@@ -16,7 +16,7 @@ import type { CgroupInfo } from '../cgroups/detect.js';
 import type { Logger } from '../util/log.js';
 import type { Syscalls } from '../linux/syscalls.js';
 import {
-  AlreadyExistsError, FailedPreconditionError, InternalError, InvalidArgumentError, NotFoundError,
+  AlreadyExistsError, CancelledError, FailedPreconditionError, InternalError, InvalidArgumentError, NotFoundError,
   errorMessage, isENOENT, isNotFound,
 } from '../errors.js';
 import { NameIndex, ObjectStore, newId, writeFileAtomic, type Entry } from '../state/store.js';
@@ -210,8 +210,12 @@ export class ContainerService {
 
   // ---- create ------------------------------------------------------------------------
 
-  /** CreateContainer: returns the new id (or the id of the same request still in flight). */
-  async create(req: CreateContainerInput, signal?: AbortSignal): Promise<string> {
+  /**
+   * CreateContainer: returns the new id (or the id of the same request still in flight).
+   * `_signal` is deliberately not honoured: when the kubelet's call times out it retries,
+   * and the retry joins this create and gets its id instead of racing a half-undone one.
+   */
+  async create(req: CreateContainerInput, _signal?: AbortSignal): Promise<string> {
     const cfg = req.config;
     const md = cfg?.metadata;
     if (!md?.name) throw new InvalidArgumentError('container config: metadata.name is required');
@@ -227,7 +231,7 @@ export class ContainerService {
     const holder = this.names.reserve(name, id);
     if (holder) throw new AlreadyExistsError(`container name "${name}" is already reserved for container ${holder}`);
     this.pending.add(id);
-    const p = this.doCreate(id, name, sb, req, signal)
+    const p = this.doCreate(id, name, sb, req)
       .catch((err) => { this.names.release(name, id); throw err; })
       .finally(() => { this.creating.delete(name); this.pending.delete(id); });
     this.creating.set(name, p);
@@ -246,7 +250,7 @@ export class ContainerService {
     return img;
   }
 
-  private async doCreate(id: string, name: string, sb: SandboxViewLike, req: CreateContainerInput, signal?: AbortSignal): Promise<string> {
+  private async doCreate(id: string, name: string, sb: SandboxViewLike, req: CreateContainerInput): Promise<string> {
     const cfg = req.config;
     const t0 = performance.now();
     const phases: Array<[string, number]> = [];
@@ -289,7 +293,6 @@ export class ContainerService {
       await applyHostPropagation(built.hostPropagation, this.deps.syscalls, this.log);
       await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(spec));
       mark('spec');
-      if (signal?.aborted) throw signal.reason ?? new InternalError('cancelled');
 
       // The runtime may leave state behind even when create fails.
       stack.push('runtime state', async () => {
@@ -310,7 +313,6 @@ export class ContainerService {
         cgroup: this.deps.config.conmon_cgroup ? { path: this.deps.config.conmon_cgroup, info: this.deps.cgroups } : undefined,
         systemdCgroup: this.deps.cgroups.driver === 'systemd',
         timeoutMs: 120_000,
-        signal,
         containerPidFile: join(dir, 'pidfile'),
         conmonPidFile: join(dir, 'conmon.pid'),
         logPath,
@@ -518,7 +520,7 @@ export class ContainerService {
       await this.markExited(e, persisted?.exitCode ?? 137, persisted?.finishedAtMs ?? Date.now());
       return;
     }
-    if (signal?.aborted) throw signal.reason ?? new InternalError(`stopping container ${e.id}: cancelled`);
+    if (signal?.aborted) throw new CancelledError(`stopping container ${e.id}: ${errorMessage(signal.reason)}`);
     throw new InternalError(`container ${e.id} did not exit after SIGKILL (runtime says ${st.status})`);
   }
 
