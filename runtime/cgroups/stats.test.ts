@@ -152,6 +152,11 @@ const realHost = process.getuid?.() === 0;
   t.is(s.memory?.usageBytes, 0n);
   t.is(s.memory?.limitBytes, undefined);
   if (info.controllers.includes('pids') || info.mode === 'v2') t.is(s.pids?.current, 0n);
+  const d = (await new CgroupStatsReader({ mode: info.mode, root: info.root }).read(`/${name}`, { detail: true }))!.detail!;
+  t.is(d.threads, 0n);
+  t.is(d.fds, 0n);
+  t.truthy(d.cpuShares, 'cpu.shares / cpu.weight');
+  t.truthy(d.cpuPeriodUs, 'cfs period / cpu.max');
 });
 
 const PROC = join(TESTDATA, 'proc');
