@@ -158,6 +158,8 @@ type UnaryFn = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: C
 
 /** RuntimeService and ImageService over the daemon's socket, with the proto-loader shapes. */
 export class CriClient {
+  /** Every pod and container id the daemons handed out in this run: what a leak of ours names. */
+  static readonly seenIds = new Set<string>();
   private readonly rt: grpc.Client;
   private readonly img: grpc.Client;
 
@@ -187,7 +189,13 @@ export class CriClient {
     const fn = (client as unknown as Record<string, UnaryFn>)[method];
     if (typeof fn !== 'function') return Promise.reject(new Error(`no RPC ${method}`));
     return new Promise<T>((resolve, reject) => {
-      fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res as T)));
+      fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (err) return reject(err);
+        const r = res as { pod_sandbox_id?: string; container_id?: string };
+        if (r?.pod_sandbox_id) CriClient.seenIds.add(r.pod_sandbox_id);
+        if (r?.container_id) CriClient.seenIds.add(r.container_id);
+        resolve(res as T);
+      });
     });
   }
 
