@@ -243,6 +243,9 @@ test('exit reasons and the termination message from the host file behind its mou
   await svc.start(id);
   t.true(await waitFor(() => svc.get(id).state === 'EXITED'));
   const st = svc.status(id).status;
+  t.true(BigInt(st.started_at) <= BigInt(st.finished_at));
+  const mine = env.events.filter((e) => e.containerId === id).map((e) => e.type);
+  t.deepEqual(mine, ['CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT']);
   t.is(st.reason, 'Completed');
   t.is(st.exit_code, 0);
   t.is(st.message.length, 4096);

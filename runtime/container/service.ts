@@ -104,6 +104,8 @@ export class ContainerService {
   private readonly exitWaiters = new Map<string, Array<() => void>>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly listeners: Array<(e: ContainerEvent) => void> = [];
+  private readonly starting = new Set<string>();
+  private readonly stopDeferred = new Set<string>();
   private readonly exitDir: string;
   private readonly socketDir: string;
   private readonly watcher: ExitWatcher;
@@ -402,18 +404,28 @@ export class ContainerService {
         throw new FailedPreconditionError(`container ${e.id} is ${e.status.state}, only a CREATED container can be started`);
       }
       const t0 = Date.now();
+      // An exit seen while the start is under way is announced after the start.
+      this.starting.add(e.id);
       try {
-        await this.runtimeOf(e).start(e.id);
-      } catch (err) {
-        // A failed start may leave the init process behind; its exit file then ends it.
-        throw new InternalError(`starting container ${e.id}: ${errorMessage(err)}`, { cause: err });
+        try {
+          await this.runtimeOf(e).start(e.id);
+        } catch (err) {
+          // A failed start may leave the init process behind; its exit file then ends it.
+          throw new InternalError(`starting container ${e.id}: ${errorMessage(err)}`, { cause: err });
+        }
+        const at = nowNs();
+        this.log.debug(`container ${e.id} started in ${Date.now() - t0} ms`);
+        await this.store.update(e.id, (s) => {
+          if (s.state === 'CREATED') return { ...s, state: 'RUNNING', startedAt: at };
+          // it already exited: it cannot have started after it finished
+          const started = s.startedAt !== '0' ? s.startedAt : BigInt(s.finishedAt) > 0n && BigInt(s.finishedAt) < BigInt(at) ? s.finishedAt : at;
+          return { ...s, startedAt: started };
+        });
+        this.emit('CONTAINER_STARTED_EVENT', e);
+      } finally {
+        this.starting.delete(e.id);
+        if (this.stopDeferred.delete(e.id)) this.emit('CONTAINER_STOPPED_EVENT', e);
       }
-      const at = nowNs();
-      this.log.debug(`container ${e.id} started in ${Date.now() - t0} ms`);
-      await this.store.update(e.id, (s) => s.state === 'CREATED'
-        ? { ...s, state: 'RUNNING', startedAt: at }
-        : { ...s, startedAt: s.startedAt === '0' ? at : s.startedAt });
-      this.emit('CONTAINER_STARTED_EVENT', e);
     });
   }
 
@@ -438,11 +450,16 @@ export class ContainerService {
       await this.store.update(e.id, (s) => {
         if (s.state === 'EXITED') return s;
         changed = true;
-        return { ...s, state: 'EXITED', exitCode, finishedAt: msToNs(finishedAtMs), reason, message };
+        // The exit file's mtime comes from the kernel's coarse clock (a few ms behind ours):
+        // never let a container finish before it started.
+        const mtime = msToNs(finishedAtMs);
+        const finishedAt = s.startedAt !== '0' && BigInt(mtime) < BigInt(s.startedAt) ? s.startedAt : mtime;
+        return { ...s, state: 'EXITED', exitCode, finishedAt, reason, message };
       });
       if (changed) {
         this.log.debug(`container ${e.id} exited with ${exitCode} (${reason})`);
-        this.emit('CONTAINER_STOPPED_EVENT', e);
+        if (this.starting.has(e.id)) this.stopDeferred.add(e.id);
+        else this.emit('CONTAINER_STOPPED_EVENT', e);
       }
     }
     const ws = this.exitWaiters.get(e.id);
