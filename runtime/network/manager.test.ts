@@ -90,6 +90,7 @@ test('DEL runs in reverse with the cached result and config, after a restart and
   // A different network appears in the conf dir, and the daemon restarts.
   await fs.writeFile(join(s.confDir, '01-other.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'other', plugins: [{ type: 'c' }] }));
   const mgr2 = await NetworkManager.create({ config: s.config, logger: silentLogger() });
+  t.deepEqual(await mgr2.recordedPods(), [{ id: POD.id, name: 'web', namespace: 'default', uid: 'uid-1', netnsPath: '/nonexistent/netns' }]);
   await mgr2.tearDownPod({ ...POD });
   const calls = await readCalls(s.logDir);
   t.deepEqual(calls.map((c) => c.plugin), ['b', 'a']);
@@ -102,6 +103,7 @@ test('DEL runs in reverse with the cached result and config, after a restart and
     t.is(c.stdin.name, 'testnet');
   }
   t.deepEqual((calls[0]!.stdin.runtimeConfig as { portMappings: unknown[] }).portMappings.length, 2);
+  t.deepEqual(await mgr2.recordedPods(), []);
   t.is(await mgr2.cachedResult(POD.id), undefined);
 
   // Idempotent: nothing recorded, nothing run.

@@ -203,6 +203,26 @@ export class NetworkManager {
     return { ips: ipsFromResult(att.result, POD_IFNAME), result: att.result };
   }
 
+  /**
+   * Ids of every pod with a CNI record (set up, or mid-ADD when the daemon died). At start
+   * the sandbox layer can tear down the ones it has no sandbox for, so no IP stays allocated.
+   */
+  async recordedPods(): Promise<Array<{ id: string; name: string; namespace: string; uid: string; netnsPath: string }>> {
+    let names: string[];
+    try {
+      names = await fs.readdir(this.resultsDir);
+    } catch (err) {
+      if (isENOENT(err)) return [];
+      throw err;
+    }
+    const out: Array<{ id: string; name: string; namespace: string; uid: string; netnsPath: string }> = [];
+    for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
+      const rec = await this.readRecord(n.slice(0, -'.json'.length)).catch(() => undefined);
+      if (rec) out.push({ id: rec.id, name: rec.name, namespace: rec.namespace, uid: rec.uid, netnsPath: rec.netnsPath });
+    }
+    return out;
+  }
+
   private async add(pod: SetUpPodRequest): Promise<SetUpPodResult> {
     let net: LoadedNetwork;
     try {
