@@ -62,10 +62,20 @@ export interface ContainerFilterInput {
   label_selector?: Record<string, string>;
 }
 
-const EPOCH_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
-/** Wall-clock ns since the epoch with sub-ms resolution (the kubelet sorts by these). */
+let epochNs = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+/**
+ * Wall-clock ns since the epoch with sub-ms resolution (the kubelet orders containers by
+ * these), re-anchored to the wall clock when the two drift apart (NTP steps, long uptimes).
+ */
 export function nowNs(): string {
-  return (EPOCH_NS + process.hrtime.bigint()).toString();
+  const hr = process.hrtime.bigint();
+  const wall = BigInt(Date.now()) * 1_000_000n;
+  let t = epochNs + hr;
+  if (t - wall > 50_000_000n || wall - t > 50_000_000n) {
+    epochNs = wall - hr;
+    t = wall;
+  }
+  return t.toString();
 }
 function msToNs(ms: number): string {
   return (BigInt(Math.floor(ms * 1000)) * 1000n).toString();
