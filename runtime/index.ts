@@ -18,7 +18,7 @@ import { OciRuntimes } from './oci/runtime.js';
 import { StatsService } from './stats/service.js';
 import { NetnsStatsReader } from './network/ifstats.js';
 import { EventBus, type ContainerEvent } from './events/index.js';
-import { publishContainerEvents } from './events/publisher.js';
+import { publishContainerEvents, publishSandboxEvents } from './events/publisher.js';
 
 export type { Config } from './config.js';
 export type { Logger } from './util/log.js';
@@ -81,12 +81,23 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   // ---- pod network (runtime/network) ----
   const network = await NetworkManager.create({ config, logger, cniErrors: metrics.cniErrors });
   podCidrListeners.push((cidr) => network.setPodCidr(cidr));
+  podCidr = network.podCidrInUse;
   networkStatus = () => network.status();
 
   // ---- pod sandboxes (runtime/sandbox) ----
   const infra = new OciInfraRunner({ config, runtimes: ociRuntimes, cgroups, logger });
   const sandboxes = await SandboxService.create({ config, logger, syscalls: linux, cgroups, defaultHandler, infra, network });
   closers.push(() => sandboxes.close());
+
+  // A CNI record without a sandbox (its state lost in a crash between the two writes) still
+  // holds an IP and iptables rules: tear it down from the cached result, in the background.
+  void (async () => {
+    for (const pod of await network.recordedPods()) {
+      if (sandboxes.find(pod.id)) continue;
+      logger.info(`CNI: tearing down the network of unknown pod sandbox ${pod.id} (${pod.namespace}/${pod.name})`);
+      await network.tearDownPod(pod).catch((err) => logger.warn(`CNI: orphan ${pod.id}: ${(err as Error).message}`));
+    }
+  })().catch((err) => logger.warn(`CNI: listing recorded pods: ${(err as Error).message}`));
 
   // ---- images (runtime/image, runtime/snapshot) ----
   const images = await ImageService.create({ config, logger, syscalls: linux });
@@ -105,7 +116,8 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   closers.push(() => stats.close());
   const events = new EventBus<ContainerEvent>({ logger });
   const unpublish = publishContainerEvents(containers, sandboxes, events, logger);
-  closers.push(async () => { unpublish(); events.close(); });
+  const unpublishSandboxes = publishSandboxEvents(sandboxes, containers, events, logger);
+  closers.push(async () => { unpublish(); unpublishSandboxes(); events.close(); });
 
   // ---- streaming backends (runtime/streaming): exec, attach, port-forward ----
   const streaming = createStreamingBackends({ config, logger, containers, sandboxes });

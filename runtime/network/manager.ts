@@ -144,6 +144,11 @@ export class NetworkManager {
       .catch((err) => { this.deps.logger.warn(`CNI: cannot keep the pod CIDR in ${this.podCidrFile}: ${errorMessage(err)}`); });
   }
 
+  /** The pod CIDR in use (kept on disk: the kubelet sends it only when it changes). */
+  get podCidrInUse(): string {
+    return this.podCidr;
+  }
+
   private get podCidrFile(): string {
     return join(this.deps.config.cni.cache_dir, 'pod-cidr');
   }

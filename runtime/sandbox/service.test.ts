@@ -204,6 +204,20 @@ test('stop and remove: containers first, network down, shm unmounted; idempotent
   t.not(await svc.run(podConfig()), id);
 });
 
+test('events: run reports created and started, the first stop stopped, remove deleted; in order', async (t) => {
+  const { svc } = await env(t);
+  const seen: string[] = [];
+  const off = svc.onEvent((e) => seen.push(`${e.type} ${e.podId}`));
+  const id = await svc.run(podConfig());
+  await svc.stop(id);
+  await svc.stop(id);
+  await svc.remove(id);
+  await svc.remove(id);
+  off();
+  await svc.run(podConfig({}, 'other'));
+  t.deepEqual(seen, ['CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT'].map((e) => `${e} ${id}`));
+});
+
 test('host network and host ipc: no pins for them, no CNI, host hostname, no shm', async (t) => {
   const { svc, pinner, network } = await env(t);
   const cfg = podConfig({ dns_config: null });

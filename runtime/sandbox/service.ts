@@ -123,6 +123,13 @@ export interface SandboxServiceDeps {
 }
 
 /** Time in ns since the epoch as a decimal string (CRI int64). */
+/** A change of a sandbox's own state; `at` is nanoseconds since the epoch as a string. */
+export interface SandboxEvent {
+  type: 'CONTAINER_CREATED_EVENT' | 'CONTAINER_STARTED_EVENT' | 'CONTAINER_STOPPED_EVENT' | 'CONTAINER_DELETED_EVENT';
+  podId: string;
+  at: string;
+}
+
 function nowNs(): string {
   return (BigInt(Date.now()) * 1_000_000n).toString();
 }
@@ -141,6 +148,7 @@ export class SandboxService {
   /** Serialises stop/remove/update per sandbox. */
   private readonly locks = new Map<string, Promise<unknown>>();
   private containers: PodContainers | undefined;
+  private readonly listeners: Array<(e: SandboxEvent) => void> = [];
   private network: PodNetwork | undefined;
   private infra: InfraRunner | undefined;
   private readonly pinner: NamespacePinner;
@@ -167,6 +175,29 @@ export class SandboxService {
     await fs.mkdir(s.runRoot, { recursive: true, mode: 0o700 });
     await s.recover();
     return s;
+  }
+
+  /**
+   * Subscribes to the sandbox's own lifecycle changes (for GetContainerEvents, which reports
+   * them with the sandbox id as container id, as containerd does). Returns the unsubscriber.
+   */
+  onEvent(fn: (e: SandboxEvent) => void): () => void {
+    this.listeners.push(fn);
+    return () => {
+      const i = this.listeners.indexOf(fn);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  private emit(type: SandboxEvent['type'], podId: string): void {
+    const e: SandboxEvent = { type, podId, at: nowNs() };
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.deps.logger.warn(`pod sandbox event listener: ${errorMessage(err)}`);
+      }
+    }
   }
 
   /** Injected by the composition root once the container service exists. */
@@ -429,6 +460,8 @@ export class SandboxService {
       status = { ...status, state: 'READY', creating: false };
       await this.store.update(id, () => status);
       mark('persist');
+      this.emit('CONTAINER_CREATED_EVENT', id);
+      this.emit('CONTAINER_STARTED_EVENT', id);
       log.debug(`pod sandbox ${id} (${meta.name}) is ready in ${(performance.now() - t0).toFixed(1)} ms (${phases.join(', ')})`);
       return id;
     });
@@ -481,9 +514,11 @@ export class SandboxService {
     }
     if (s.shmMounted && s.shm) this.umountShm(s.shm);
     if (s.state !== 'NOTREADY' || s.infraRunning || s.shmMounted) {
+      const wasReady = s.state === 'READY';
       await this.store.update(id, (cur) => ({
         ...cur, state: 'NOTREADY', infraRunning: false, shmMounted: false, stoppedAt: cur.stoppedAt ?? nowNs(),
       }));
+      if (wasReady) this.emit('CONTAINER_STOPPED_EVENT', id);
     }
   }
 
@@ -514,6 +549,7 @@ export class SandboxService {
     }
     await this.store.remove(id);
     this.names.release(e.meta.name, id);
+    this.emit('CONTAINER_DELETED_EVENT', id);
   }
 
   // ---- Status / List / Update ----------------------------------------------------------
