@@ -86,7 +86,7 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
 
   // ---- pod sandboxes (runtime/sandbox) ----
   const infra = new OciInfraRunner({ config, runtimes: ociRuntimes, cgroups, logger });
-  const sandboxes = await SandboxService.create({ config, logger, syscalls: linux, cgroups, defaultHandler, infra, network });
+  const sandboxes = await SandboxService.create({ config, logger, syscalls: linux, cgroups, defaultHandler, infra, network, metrics });
   closers.push(() => sandboxes.close());
 
   // A CNI record without a sandbox (its state lost in a crash between the two writes) still

@@ -36,7 +36,7 @@ export interface PodNetwork {
     annotations: Record<string, string>;
     dns?: PodDns;
     signal?: AbortSignal;
-  }): Promise<{ ips: string[]; result: unknown }>;
+  }): Promise<{ ips: string[]; result: unknown; timings?: Array<{ plugin: string; ms: number }> }>;
   /** Idempotent; works from the cached ADD result when the netns is gone. */
   tearDownPod(pod: PodNetworkRef & { netnsPath?: string; signal?: AbortSignal }): Promise<void>;
   status(): Promise<{ ready: boolean; reason: string; message: string }>;

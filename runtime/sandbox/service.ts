@@ -16,7 +16,6 @@
  */
 import { promises as fs } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
-import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import type { Logger } from '../util/log.js';
@@ -24,6 +23,8 @@ import type { CgroupInfo } from '../cgroups/detect.js';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, errorMessage } from '../errors.js';
 import { NameIndex, ObjectStore, newId, type Entry } from '../state/store.js';
 import { CleanupStack } from '../util/cleanup.js';
+import { PhaseTimer, reportPhases } from '../util/phases.js';
+import type { Metrics } from '../metrics.js';
 import { MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, type Syscalls } from '../linux/syscalls.js';
 import { SysctlWriteError, WorkerPinner, type NamespacePinner, type PinnableNamespace } from '../linux/netns.js';
 import { podCgroupPath } from '../cgroups/paths.js';
@@ -82,6 +83,8 @@ export interface SandboxStatus {
   stoppedAt?: string;
   /** Why it is NOTREADY when not stopped through the API. */
   reason?: string;
+  /** How long each phase of RunPodSandbox took, in ms (CNI plugins as cni:<type>). */
+  startPhases?: Record<string, number>;
 }
 
 /** What other services see of a sandbox. */
@@ -120,6 +123,8 @@ export interface SandboxServiceDeps {
   defaultHandler?: string;
   /** Injectable for tests: the host's hostname. */
   hostHostname?: string;
+  /** Start-phase histograms; optional so tests can leave it out. */
+  metrics?: Metrics;
 }
 
 /** Time in ns since the epoch as a decimal string (CRI int64). */
@@ -340,14 +345,8 @@ export class SandboxService {
     const { id, config, modes } = meta;
     const log = this.deps.logger;
     const stack = new CleanupStack(({ step, error }) => log.warn(`pod sandbox ${id}: undoing ${step}: ${errorMessage(error)}`));
-    const t0 = performance.now();
-    const phases: string[] = [];
-    let last = t0;
-    const mark = (phase: string) => {
-      const now = performance.now();
-      phases.push(`${phase} ${(now - last).toFixed(1)}`);
-      last = now;
-    };
+    const timer = new PhaseTimer();
+    const mark = (phase: string) => timer.mark(phase);
     return stack.guard(async () => {
       const runDir = this.runDir(id);
       await fs.mkdir(join(runDir, 'ns'), { recursive: true, mode: 0o711 });
@@ -434,6 +433,7 @@ export class SandboxService {
           });
           status = { ...status, networkUp: true, ips: sortIps(res.ips), cniResult: res.result };
           mark('network');
+          for (const p of res.timings ?? []) timer.add(`cni:${p.plugin}`, p.ms);
         } else {
           log.warn(`pod sandbox ${id}: no pod network configured; the pod has only a loopback device`);
         }
@@ -457,12 +457,13 @@ export class SandboxService {
         status = { ...status, shm, shmMounted: true };
       }
 
-      status = { ...status, state: 'READY', creating: false };
+      timer.mark('ready');
+      status = { ...status, state: 'READY', creating: false, startPhases: timer.toRecord() };
       await this.store.update(id, () => status);
-      mark('persist');
       this.emit('CONTAINER_CREATED_EVENT', id);
       this.emit('CONTAINER_STARTED_EVENT', id);
-      log.debug(`pod sandbox ${id} (${meta.name}) is ready in ${(performance.now() - t0).toFixed(1)} ms (${phases.join(', ')})`);
+      log.debug(`pod sandbox ${id} (${meta.name}) is ready in ${timer.totalMs.toFixed(1)} ms (${timer.describe()})`);
+      reportPhases(timer, { kind: 'sandbox', id, name: meta.name, metrics: this.deps.metrics, logger: log, slowMs: this.deps.config.slow_start_threshold_ms });
       return id;
     });
   }
@@ -594,6 +595,7 @@ export class SandboxService {
           cgroup: { parent: v.cgroupParent, path: v.cgroupPath, createdByCorral: s.cgroupCreated.length > 0 },
           network: { up: s.networkUp, ips: s.ips, cniResult: s.cniResult ?? null },
           ...(s.reason ? { reason: s.reason } : {}),
+          startPhasesMs: s.startPhases ?? {},
           config: meta.config,
         }),
       };
