@@ -100,14 +100,22 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   })().catch((err) => logger.warn(`CNI: listing recorded pods: ${(err as Error).message}`));
 
   // ---- images (runtime/image, runtime/snapshot) ----
-  const images = await ImageService.create({ config, logger, syscalls: linux });
+  const images = await ImageService.create({ config, logger, syscalls: linux, metrics });
   closers.push(() => images.close());
 
   // ---- containers (runtime/container, runtime/oci) ----
-  const containers = await ContainerService.create({ config, logger, syscalls: linux, images, sandboxes, cgroups, runtimes: ociRuntimes });
+  const containers = await ContainerService.create({ config, logger, syscalls: linux, images, sandboxes, cgroups, runtimes: ociRuntimes, metrics });
   closers.push(() => containers.close());
   sandboxes.setContainers(containers);
   images.setInUse((imageId) => containers.containersUsingImage(imageId));
+
+  metrics.setCountSource(() => {
+    const count = (states: string[]) => states.reduce<Record<string, number>>((m, st) => ((m[st] = (m[st] ?? 0) + 1), m), {});
+    return {
+      containers: count(containers.listViews().map((c) => c.state)),
+      sandboxes: count(sandboxes.list().map((p) => String(p.state))),
+    };
+  });
 
   // ---- stats and events (runtime/stats, runtime/cgroups/stats.ts, runtime/events) ----
   const netnsStats = new NetnsStatsReader();

@@ -62,19 +62,34 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly containers = new client.Gauge({
+  /** Set by the composition root: current counts by state, read at each scrape. */
+  private countSource: (() => { containers: Record<string, number>; sandboxes: Record<string, number> }) | undefined;
+
+  readonly containers: client.Gauge<'state'> = new client.Gauge({
     name: 'corral_containers',
     help: 'Containers by state.',
     labelNames: ['state'] as const,
     registers: [this.registry],
+    collect: (): void => this.fill(this.containers, 'containers'),
   });
 
-  readonly sandboxes = new client.Gauge({
+  readonly sandboxes: client.Gauge<'state'> = new client.Gauge({
     name: 'corral_pod_sandboxes',
     help: 'Pod sandboxes by state.',
     labelNames: ['state'] as const,
     registers: [this.registry],
+    collect: (): void => this.fill(this.sandboxes, 'sandboxes'),
   });
+
+  setCountSource(fn: () => { containers: Record<string, number>; sandboxes: Record<string, number> }): void {
+    this.countSource = fn;
+  }
+
+  private fill(g: client.Gauge<'state'>, which: 'containers' | 'sandboxes'): void {
+    if (!this.countSource) return;
+    g.reset();
+    for (const [state, n] of Object.entries(this.countSource()[which])) g.set({ state }, n);
+  }
 
   constructor(withProcessMetrics = true) {
     if (withProcessMetrics) client.collectDefaultMetrics({ register: this.registry });

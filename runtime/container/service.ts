@@ -20,6 +20,8 @@ import {
   errorMessage, isENOENT, isNotFound,
 } from '../errors.js';
 import { NameIndex, ObjectStore, newId, writeFileAtomic, type Entry } from '../state/store.js';
+import { PhaseTimer, reportPhases } from '../util/phases.js';
+import type { Metrics } from '../metrics.js';
 import { CleanupStack } from '../util/cleanup.js';
 import { OciRuntimes, type OciRuntime } from '../oci/runtime.js';
 import { createWithConmon, type ConmonCreateOptions, type ConmonCreateResult } from '../oci/conmon.js';
@@ -46,6 +48,8 @@ export interface ContainerServiceDeps {
   spec?: SpecPort;
   /** Default: createWithConmon; tests pass a fake monitor. */
   conmon?: (o: ConmonCreateOptions) => Promise<ConmonCreateResult>;
+  /** Start-phase histograms; optional so tests can leave it out. */
+  metrics?: Metrics;
 }
 
 /** CreateContainer's request as proto-loader gives it. */
@@ -264,10 +268,8 @@ export class ContainerService {
 
   private async doCreate(id: string, name: string, sb: SandboxViewLike, req: CreateContainerInput): Promise<string> {
     const cfg = req.config;
-    const t0 = performance.now();
-    const phases: Array<[string, number]> = [];
-    let last = t0;
-    const mark = (name: string) => { const now = performance.now(); phases.push([name, now - last]); last = now; };
+    const timer = new PhaseTimer();
+    const mark = (name: string) => timer.mark(name);
     const stack = new CleanupStack((e) => this.log.warn(`container ${id}: undoing ${e.step}: ${errorMessage(e.error)}`));
     return stack.guard(async () => {
       const imageRef: string = cfg.image.image;
@@ -361,12 +363,13 @@ export class ContainerService {
         state: 'CREATED', pid: res.pid, conmonPid: res.conmonPid ?? 0, startedAt: '0', finishedAt: '0',
         exitCode: 0, reason: '', message: '', resources: cfg.linux?.resources ?? null,
       };
+      timer.mark('persist');
+      status.startPhases = timer.toRecord();
       const e = await this.store.create(id, meta, status);
       this.specs.set(id, spec);
       this.names.reserve(name, id);
-      mark('persist');
-      const detail = phases.map(([n, ms]) => `${n} ${ms.toFixed(1)}`).join(', ');
-      this.log.debug(`container ${id} (${name}) created in ${(performance.now() - t0).toFixed(1)} ms with ${rt.name} (${detail})`);
+      this.log.debug(`container ${id} (${name}) created in ${timer.totalMs.toFixed(1)} ms with ${rt.name} (${timer.describe()})`);
+      reportPhases(timer, { kind: 'container', id, name, metrics: this.deps.metrics, logger: this.log, slowMs: this.deps.config.slow_start_threshold_ms });
       this.emit('CONTAINER_CREATED_EVENT', e);
       // An exit that raced the store write (killed right after create) is picked up now.
       void this.watcher.check(id);
@@ -424,12 +427,15 @@ export class ContainerService {
           throw new InternalError(`starting container ${e.id}: ${errorMessage(err)}`, { cause: err });
         }
         const at = nowNs();
-        this.log.debug(`container ${e.id} started in ${Date.now() - t0} ms`);
+        const startMs = Date.now() - t0;
+        this.log.debug(`container ${e.id} started in ${startMs} ms`);
+        this.deps.metrics?.phaseDuration.observe({ kind: 'container', phase: 'start' }, startMs / 1000);
         await this.store.update(e.id, (s) => {
-          if (s.state === 'CREATED') return { ...s, state: 'RUNNING', startedAt: at };
+          const startPhases = { ...(s.startPhases ?? {}), start: startMs };
+          if (s.state === 'CREATED') return { ...s, state: 'RUNNING', startedAt: at, startPhases };
           // it already exited: it cannot have started after it finished
           const started = s.startedAt !== '0' ? s.startedAt : BigInt(s.finishedAt) > 0n && BigInt(s.finishedAt) < BigInt(at) ? s.finishedAt : at;
-          return { ...s, startedAt: started };
+          return { ...s, startedAt: started, startPhases };
         });
         this.emit('CONTAINER_STARTED_EVENT', e);
       } finally {
@@ -650,6 +656,7 @@ export class ContainerService {
         name: m.name,
         config: m.config,
         runtimeSpec: this.specs.get(e.id),
+        startPhasesMs: s.startPhases ?? {},
       });
     }
     return { status, info };

@@ -67,6 +67,8 @@ export interface ContainerStatusRecord {
   message: string;
   /** Current CRI resources (create's, overlaid by every update). */
   resources: CriLinuxResources | null;
+  /** How long each phase of CreateContainer (and 'start') took, in ms. */
+  startPhases?: Record<string, number>;
 }
 
 /** What other services see of a container (stats, streaming, the sandbox service). */

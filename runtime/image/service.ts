@@ -13,6 +13,7 @@ import { promises as fs, watch, type FSWatcher } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, posix } from 'node:path';
 import type { Config } from '../config.js';
+import type { Metrics } from '../metrics.js';
 import {
   CancelledError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, RuntimeError,
   UnavailableError, errorMessage,
@@ -41,6 +42,8 @@ export interface ImageServiceDeps {
   fsops?: FsOps;
   /** Platform to select from indexes; this host's by default. */
   platform?: Platform;
+  /** Pull bytes and durations for Prometheus; optional so tests can leave it out. */
+  metrics?: Metrics;
 }
 
 export interface Descriptor {
@@ -124,6 +127,8 @@ export class ImageService {
   private readonly platform: Platform;
   /** Serialises removals and GC against each other. */
   private gcChain: Promise<unknown> = Promise.resolve();
+  /** Set by create() from its deps. */
+  private metrics: Metrics | undefined;
 
   private constructor(
     private readonly config: Config,
@@ -155,6 +160,7 @@ export class ImageService {
     await snapshots.load();
     const svc = new ImageService(deps.config, deps.logger, content, images, snapshots, new RegistryClient(deps.config, deps.logger), ops, deps.platform ?? hostPlatform(),
       deps.fsops ? undefined : new UnpackPool(Math.max(1, Math.min(deps.config.pull.max_concurrent_downloads, availableParallelism()))));
+    svc.metrics = deps.metrics;
     svc.watchStore();
     return svc;
   }
@@ -335,6 +341,7 @@ export class ImageService {
         onQueued: (d) => { queued += d; },
       });
       this.logger.info(`pulled ${ref} as ${id.id} in ${Date.now() - started} ms from ${this.registry.describe(ep)}`);
+      this.metrics?.pullDuration.observe((Date.now() - started) / 1000);
       return id.id;
     } catch (err) {
       if (signal.aborted) throw abortError(signal);
@@ -366,6 +373,7 @@ export class ImageService {
             skip = 0;
           }
           offset += b.length;
+          this.metrics?.pullBytes.inc(b.length);
           yield b;
         }
         if (desc.size && offset < desc.size) throw new Error(`connection closed after ${offset} of ${desc.size} bytes`);
