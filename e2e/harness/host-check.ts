@@ -1,8 +1,8 @@
 /**
  * The whole test run's promise: the host ends as it began. test-all.sh takes a snapshot before
  * the first suite and compares after the last; whatever is new (mounts, container processes,
- * registries, cgroups, links, netns, CNI chains, harness or registry temp dirs, ip_forward) is
- * listed. With CI=true (or CORRAL_E2E_EXCLUSIVE=1) each item counts as a failure; elsewhere other
+ * registries, cgroups, links, netns, CNI chains, ip_forward) is listed; temp dirs named corral-*
+ * that tests left are listed apart and not counted. With CI=true (or CORRAL_E2E_EXCLUSIVE=1) each item counts as a failure; elsewhere other
  * people's work may be running, so they are printed as notes.
  *
  *   node dist/e2e/harness/host-check.js snapshot FILE
@@ -63,8 +63,17 @@ async function compare(file: string): Promise<number> {
   diff('dir', 'defaultDirs');
   const oldProcs = new Set(before.procs);
   for (const p of watchedProcs()) if (!oldProcs.has(p)) found.push(`process: ${p}`);
+  // Temp dirs left by tests are litter, not a changed host: listed, never counted.
   const oldTmp = new Set(before.tmp);
-  for (const d of tempDirs()) if (!oldTmp.has(d)) found.push(`temp dir: ${d}`);
+  const litter = tempDirs().filter((d) => !oldTmp.has(d));
+  if (litter.length) {
+    const byPrefix = new Map<string, number>();
+    for (const d of litter) {
+      const p = d.replace(/[-.][A-Za-z0-9]{6}$/, '-*');
+      byPrefix.set(p, (byPrefix.get(p) ?? 0) + 1);
+    }
+    console.log(`host-check: temp dirs left by tests (not counted): ${[...byPrefix].map(([p, n]) => `${p} x${n}`).join(', ')}`);
+  }
   if (before.snap.ipForward !== now.ipForward) found.push(`sysctl: net.ipv4.ip_forward ${before.snap.ipForward} -> ${now.ipForward}`);
   const strict = process.env.CI === 'true' || process.env.CORRAL_E2E_EXCLUSIVE === '1';
   if (found.length === 0) {
