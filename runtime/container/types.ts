@@ -102,11 +102,8 @@ export interface ContainerView {
   exitCode: number;
 }
 
-export type ContainerEventType =
-  | 'CONTAINER_CREATED_EVENT'
-  | 'CONTAINER_STARTED_EVENT'
-  | 'CONTAINER_STOPPED_EVENT'
-  | 'CONTAINER_DELETED_EVENT';
+import type { ContainerEventType } from '../events/index.js';
+export type { ContainerEventType };
 
 export interface ContainerEvent {
   type: ContainerEventType;

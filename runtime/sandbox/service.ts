@@ -25,6 +25,7 @@ import { NameIndex, ObjectStore, newId, type Entry } from '../state/store.js';
 import { CleanupStack } from '../util/cleanup.js';
 import { PhaseTimer, reportPhases } from '../util/phases.js';
 import type { Metrics } from '../metrics.js';
+import type { ContainerEventType } from '../events/index.js';
 import { MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, type Syscalls } from '../linux/syscalls.js';
 import { SysctlWriteError, WorkerPinner, type NamespacePinner, type PinnableNamespace } from '../linux/netns.js';
 import { podCgroupPath } from '../cgroups/paths.js';
@@ -130,7 +131,7 @@ export interface SandboxServiceDeps {
 /** Time in ns since the epoch as a decimal string (CRI int64). */
 /** A change of a sandbox's own state; `at` is nanoseconds since the epoch as a string. */
 export interface SandboxEvent {
-  type: 'CONTAINER_CREATED_EVENT' | 'CONTAINER_STARTED_EVENT' | 'CONTAINER_STOPPED_EVENT' | 'CONTAINER_DELETED_EVENT';
+  type: ContainerEventType;
   podId: string;
   at: string;
 }
