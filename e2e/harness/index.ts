@@ -210,7 +210,31 @@ function cniConflist(bridge: string, subnet: string, ipamDir: string): unknown {
   };
 }
 
+/** Harnesses not stopped yet: a test process killed from outside still tears them down. */
+const live = new Set<HarnessImpl>();
+let handlersInstalled = false;
+
+function installSignalHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  // ava kills a worker that timed out, and test-all's `timeout` kills the run: without this the
+  // daemons (and their pods) would outlive the test process.
+  const onSignal = (sig: NodeJS.Signals) => {
+    console.error(`harness: ${sig}: stopping ${live.size} daemon(s)`);
+    const all = Promise.allSettled([...live].map((h) => h.stop().catch((e: Error) => console.error(e.message))));
+    const cap = sleep(30_000);
+    void Promise.race([all, cap]).then(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  // Last resort when the process exits without stop(): no daemon keeps running unowned.
+  process.once('exit', () => {
+    for (const h of live) h.killDaemonNow();
+  });
+}
+
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  installSignalHandlers();
   mkdirSync(baseDir(), { recursive: true });
   const dir = mkdtempSync(join(baseDir(), PREFIX));
   writeFileSync(join(dir, 'harness.pid'), String(process.pid));
@@ -230,6 +254,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     writeFileSync(join(dir, 'subnet'), subnet);
     const hosts = registry ? await mirroredHosts() : [];
     const h = new HarnessImpl(dir, marker, before, subnet, registry, hosts, ownRegistry, opts);
+    live.add(h);
     try {
       await h.startDaemon();
     } catch (e) {
@@ -259,7 +284,7 @@ class HarnessImpl implements Harness {
   /** Set when the daemon exits without stopDaemon() having asked it to: a crash. */
   private died: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private stopping = false;
-  private stopped = false;
+  private stopPromise: Promise<void> | undefined;
 
   constructor(
     readonly dir: string,
@@ -457,9 +482,22 @@ class HarnessImpl implements Harness {
     return [...new Set(this.daemonLog().match(/\b[0-9a-f]{64}\b/g) ?? [])];
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
+  /** SIGKILL of the daemon, synchronous: for process exit only. */
+  killDaemonNow(): void {
+    try {
+      this.child?.kill('SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+
+  stop(): Promise<void> {
+    // One teardown, whoever asks (the test's after hook, a signal): all get its outcome.
+    this.stopPromise ??= this.teardown().finally(() => live.delete(this));
+    return this.stopPromise;
+  }
+
+  private async teardown(): Promise<void> {
     const problems: string[] = [];
     const leftovers: Leak[] = [];
     const ids: string[] = [];
