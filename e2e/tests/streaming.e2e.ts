@@ -270,6 +270,50 @@ test.serial('port-forward: 100 MB through the tunnel arrive intact, both transpo
   await crictlRaw(['exec', ctr, 'rm', '/www/big']);
 });
 
+test.serial('port-forward upload: 50 MB from the host to a listener in the pod, half-close ends it', async (t) => {
+  const payload = Buffer.alloc(50 * 1024 * 1024);
+  for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE((i * 2654435761) >>> 0, i);
+  const want = createHash('sha256').update(payload).digest('hex');
+  for (const tr of TRANSPORTS) {
+    // nc's stdin must stay open: at stdin EOF busybox nc half-closes the connection, and
+    // client-go's port-forward takes the pod side's FIN as the end of the whole connection.
+    const id = await createCtr(`upload-${tr}`, ['sh', '-c', 'mkfifo /tmp/in; sleep 3600 > /tmp/in & nc -l -p 9000 < /tmp/in > /tmp/up; sha256sum /tmp/up > /tmp/up.sum; sleep 3600']);
+    const local = await freePort();
+    const pf = spawn(tool('crictl'), crictlArgs(['port-forward', '-r', tr, pod, `${local}:9000`]), { stdio: ['ignore', 'ignore', 'ignore'] });
+    try {
+      await waitListeningOnly(local, pf);
+      await new Promise<void>((resolve, reject) => {
+        const c = net.connect(local, '127.0.0.1', () => c.end(payload));
+        c.on('error', reject);
+        c.on('close', () => resolve());
+        c.resume();
+        setTimeout(() => reject(new Error('the upload did not finish in 60 s')), 60_000).unref();
+      });
+      let sum = '';
+      for (let i = 0; i < 100 && !sum; i++) {
+        sum = (await crictlRaw(['exec', id, 'cat', '/tmp/up.sum'])).stdout.toString().split(' ')[0] ?? '';
+        if (!sum) await sleep(100);
+      }
+      t.is(sum, want, tr);
+    } finally {
+      pf.kill('SIGKILL');
+    }
+    await h.crictlOk(['stop', '-t', '0', id]);
+    await h.crictlOk(['rm', id]);
+  }
+});
+
+/** Waits for crictl to listen without connecting (a probe connection would be forwarded to a one-shot listener). */
+async function waitListeningOnly(port: number, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) throw new Error(`crictl port-forward exited with ${child.exitCode}`);
+    const ss = (await run('ss', ['-ltnH', `sport = :${port}`])).stdout;
+    if (ss.trim() !== '') return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = net.createServer();
