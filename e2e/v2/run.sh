@@ -41,7 +41,7 @@ node "$REPO/dist/e2e/images/build.js" "$REPO/.tools/images" --quiet || { echo "v
 GUEST_TMP=/var/tmp/corral-e2e-v2
 cd "$REPO"
 bash "$V2" -u -t "${V2_TIMEOUT:-900}" -m 3072 -T "$GUEST_TMP" -w "$OUT" -- \
-  env CORRAL_E2E_TMPDIR="$GUEST_TMP" CORRAL_E2E_EXCLUSIVE=1 CORRAL_E2E_IMAGES="$REPO/.tools/images" \
+  env CORRAL_E2E_TMPDIR="$GUEST_TMP" CORRAL_E2E_EXCLUSIVE=1 CORRAL_E2E_V2=1 CORRAL_E2E_IMAGES="$REPO/.tools/images" \
   V2_OUT="$OUT" V2_UPDATE_FLOOR="$UPDATE" bash e2e/v2/guest.sh
 rc=$?
 
