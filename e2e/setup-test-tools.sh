@@ -13,6 +13,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CRI_TOOLS_VERSION=v1.37.0
 TOOLS_BIN=$REPO/.tools/bin
 export PATH=$PATH:/usr/local/go/bin:/usr/lib/go/bin
+# Go keeps its module and build caches under $HOME; a CI environment may come without one.
+export HOME=${HOME:-/root}
 log() { echo "setup-test-tools: $*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
