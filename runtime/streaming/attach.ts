@@ -41,7 +41,6 @@ export class ConmonAttachBackend implements AttachBackend {
   async attach(containerId: string, io: StreamIO): Promise<void> {
     const c = this.deps.containers.get(containerId);
     if (c.state !== 'RUNNING') throw new FailedPreconditionError(`container ${c.id} is ${c.state}, not running`);
-    if (io.stdin && !c.stdin) throw new FailedPreconditionError(`container ${c.id} was not created with stdin open`);
     const conn = (this.deps.connect ?? ((p) => new SeqpacketConnection(p)))(c.attachSocketPath);
     const log = this.deps.logger;
     const resize = (s: TerminalSize) => {
@@ -49,7 +48,9 @@ export class ConmonAttachBackend implements AttachBackend {
     };
     if (c.tty && io.resize.current) resize(io.resize.current);
     const offResize = c.tty ? io.resize.onResize(resize) : () => {};
-    const stdin = io.stdin;
+    // Without stdin at create, conmon has nowhere to put input: it is dropped, as by CRI-O.
+    const stdin = c.stdin ? io.stdin : undefined;
+    if (io.stdin && !c.stdin) io.stdin.resume();
     const onStdin = (b: Buffer) => {
       for (let off = 0; off < b.length; off += STDIN_PACKET) conn.send(Buffer.from(b.subarray(off, off + STDIN_PACKET)));
     };
