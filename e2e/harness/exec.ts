@@ -1,5 +1,5 @@
 /** Running external commands with a hard timeout, for the harness and the e2e tests. */
-import { spawn, type SpawnOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 
 export interface CmdResult {
   stdout: string;
@@ -19,11 +19,27 @@ export interface RunOptions {
   cwd?: string;
 }
 
+/** Children still running: killed when this process exits, so none outlives a dead test. */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function track(child: ChildProcess): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const c of running) c.kill('SIGKILL');
+    });
+  }
+  running.add(child);
+  child.once('close', () => running.delete(child));
+}
+
 /** Runs `cmd args` to completion; never rejects for a non-zero exit (only for a spawn failure). */
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<CmdResult> {
   return new Promise((resolve, reject) => {
     const so: SpawnOptions = { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd };
     const child = spawn(cmd, [...args], so);
+    track(child);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
