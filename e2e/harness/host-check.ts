@@ -2,8 +2,9 @@
  * The whole test run's promise: the host ends as it began. test-all.sh takes a snapshot before
  * the first suite and compares after the last; whatever is new (mounts, container processes,
  * registries, cgroups, links, netns, CNI chains, ip_forward) is listed; temp dirs named corral-*
- * that tests left are listed apart and not counted. With CI=true (or CORRAL_E2E_EXCLUSIVE=1) each item counts as a failure; elsewhere other
- * people's work may be running, so they are printed as notes.
+ * that tests left are listed apart and not counted. With CI=true (or CORRAL_E2E_EXCLUSIVE=1) each
+ * item counts as a failure (unless CORRAL_HOSTCHECK=warn); elsewhere other people's work may be
+ * running, so they are printed as notes.
  *
  *   node dist/e2e/harness/host-check.js snapshot FILE
  *   node dist/e2e/harness/host-check.js compare FILE     exit 1 when something is new (strict mode)
