@@ -8,7 +8,7 @@ import { silentLogger } from '../../runtime/util/log.js';
 import type { AttachBackend, ExecBackend, PortForwardBackend, StreamIO } from '../../runtime/index.js';
 import { StreamingServer } from './server.js';
 import { readAll, spdyUpgrade } from './spdy/test-client.js';
-import { SpdySession, type SpdyStream } from './spdy/session.js';
+import { SpdySession } from './spdy/session.js';
 import type { StreamOptions } from './remotecommand.js';
 
 const aborted: string[] = [];
@@ -342,4 +342,3 @@ test('a plain GET without upgrade is refused; unknown paths are 404', async (t) 
   t.is((await fetch(`${server.baseUrl()}/nothing`)).status, 404);
 });
 
-void (null as unknown as SpdyStream);
