@@ -24,9 +24,8 @@ import { startHarness, type Harness } from '../harness/index.js';
 import { run } from '../harness/exec.js';
 import { REPO, TOOLS_BIN, tool } from '../harness/paths.js';
 import { isSpec, parseJUnit, type SpecResult } from './junit.js';
+import { FLOOR_FILE, readFloor, writeFloor } from './floor.js';
 
-export const FLOOR_FILE = join(REPO, 'e2e', 'critest-floor');
-export const CRITEST_VERSION = 'v1.37.0';
 
 /** The two images critest lets a runtime override; both are served through the mirrors. */
 export const TEST_IMAGES = {
@@ -63,27 +62,6 @@ interface Options {
   updateFloor: boolean;
   /** Floor entry to hold (default: the mode's name); a focused run keeps its own, e.g. "v2". */
   floorKey?: string;
-}
-
-/** "key: N" lines; keys: spdy, websocket (the two full runs), v2 (the cgroup v2 leg's subset). */
-export function readFloor(file = FLOOR_FILE): Record<string, number> {
-  const floor: Record<string, number> = { spdy: 0, websocket: 0 };
-  if (!existsSync(file)) return floor;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const m = /^\s*([\w-]+)\s*[:=]\s*(\d+)\s*$/.exec(line);
-    if (m) floor[m[1]!] = Number(m[2]);
-  }
-  return floor;
-}
-
-export function writeFloor(floor: Record<string, number>, file = FLOOR_FILE): void {
-  writeFileSync(
-    file,
-    `# Passing critest ${CRITEST_VERSION} specs against corral (e2e/critest/run.ts); a run with fewer fails.\n`
-      + '# Whoever makes more specs pass raises the numbers in the same commit:\n'
-      + '#   node dist/e2e/critest/run.js --update-floor    (v2: e2e/v2/run.sh --update-floor)\n'
-      + Object.entries(floor).map(([k, v]) => `${k}: ${v}\n`).join(''),
-  );
 }
 
 function parseArgs(argv: string[]): Options {
