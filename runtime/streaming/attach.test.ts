@@ -1,7 +1,7 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -28,11 +28,8 @@ test('attach: packets by stream byte, stdin in small packets, EOF half-closes, r
   const dir = mkdtempSync(join(tmpdir(), 'corral-attach-'));
   try {
     execFileSync('mkfifo', [join(dir, 'ctl')]);
-    // A reader on the fifo, as conmon keeps one open.
-    const ctl = createReadStream(join(dir, 'ctl'));
-    let ctlText = '';
-    ctl.on('data', (b) => { ctlText += b.toString(); });
-    await new Promise((r) => ctl.once('open', r));
+    // A reader on the fifo, as conmon keeps one open (O_RDWR: opening never waits for a writer).
+    const ctl = openSync(join(dir, 'ctl'), constants.O_RDWR);
     const conn = new FakeConn();
     const backend = new ConmonAttachBackend({
       containers: { get: () => container(dir, true) },
@@ -60,8 +57,9 @@ test('attach: packets by stream byte, stdin in small packets, EOF half-closes, r
     conn.emit('end');
     await done;
     t.true(conn.closed);
-    t.is(ctlText, '1 24 80\n1 30 100\n');
-    ctl.destroy();
+    const buf = Buffer.alloc(4096);
+    t.is(buf.toString('utf8', 0, readSync(ctl, buf)), '1 24 80\n1 30 100\n');
+    closeSync(ctl);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
