@@ -184,7 +184,7 @@ export async function benchContainers(h: Harness, cri: CriClient, opts: Containe
     await loop(running.length, 5, 240_000, async (i) => {
       await cri.call('StopContainer', { container_id: running[i], timeout: 10 });
       await cri.call('RemoveContainer', { container_id: running[i] });
-    });
+    }, true);
   } finally {
     await removePods(cri, pods);
   }

@@ -58,12 +58,16 @@ export function round(x: number, digits = 2): number {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Set on SIGINT/SIGTERM: loops stop issuing work so that the benches clean up and return. */
+export const interrupt = { requested: false };
+
 /**
  * Runs op(i) for i < count with `concurrency` workers, stopping early once `budgetMs` has
  * passed (a slow or hung daemon must not hold the run forever). Returns the samples of the
- * ops that finished; the first error stops every worker and is rethrown.
+ * ops that finished; the first error stops every worker and is rethrown. An interrupt stops
+ * it too, unless it is a `cleanup` loop.
  */
-export async function loop(count: number, concurrency: number, budgetMs: number, op: (i: number) => Promise<void>): Promise<{ done: number; timedOut: boolean }> {
+export async function loop(count: number, concurrency: number, budgetMs: number, op: (i: number) => Promise<void>, cleanup = false): Promise<{ done: number; timedOut: boolean }> {
   const deadline = Date.now() + budgetMs;
   let next = 0;
   let done = 0;
@@ -71,7 +75,7 @@ export async function loop(count: number, concurrency: number, budgetMs: number,
   let failure: unknown;
   const worker = async () => {
     while (failure === undefined) {
-      if (Date.now() > deadline) {
+      if (Date.now() > deadline || (interrupt.requested && !cleanup)) {
         timedOut = true;
         return;
       }
@@ -227,7 +231,7 @@ export async function removePods(cri: CriClient, ids: string[]): Promise<void> {
   await loop(ids.length, 5, 300_000, async (i) => {
     await cri.call('StopPodSandbox', { pod_sandbox_id: ids[i] }).catch(() => {});
     await cri.call('RemovePodSandbox', { pod_sandbox_id: ids[i] }).catch(() => {});
-  });
+  }, true);
 }
 
 /** Latency rows p50/p99 of corral against a floor. */
@@ -256,7 +260,7 @@ export async function interleaved<T>(count: number, concurrency: number, budgetM
   const out = { corral: [] as T[], floor: [] as T[], timedOut: false };
   const deadline = Date.now() + budgetMs;
   for (let done = 0; done < count; done += concurrency) {
-    if (Date.now() > deadline) {
+    if (Date.now() > deadline || interrupt.requested) {
       out.timedOut = true;
       break;
     }

@@ -17,7 +17,7 @@ import { startHarness, type Harness } from '../harness/index.js';
 import { DIST, REPO } from '../harness/paths.js';
 import { registryEnv, sharedRegistry, startRegistryWithImages, type RegistryHandle } from '../harness/registry.js';
 import { benchContainers } from './containers.js';
-import { CriClient, newResult, round, sh, type BenchResult, type Row } from './lib.js';
+import { CriClient, interrupt, newResult, round, sh, type BenchResult, type Row } from './lib.js';
 import { benchPods } from './pods.js';
 import { benchStats } from './stats.js';
 import { benchStreaming } from './streaming.js';
@@ -96,6 +96,13 @@ const DAEMON_BENCHES: Record<Exclude<Name, 'pull'>, DaemonBench> = {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupt.requested) process.exit(130);
+    interrupt.requested = true;
+    console.error(`${sig}: finishing the current step and cleaning up (again to quit at once, leaving things behind)`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const leaksBefore = await leaksTool();
   const results: BenchResult[] = [];
   let failed = false;
@@ -103,6 +110,7 @@ async function main(): Promise<number> {
   const started = new Date().toISOString();
   try {
     for (const name of args.only) {
+      if (interrupt.requested) break;
       const t0 = Date.now();
       const load0 = loadavg().map((x) => round(x, 1));
       let r: BenchResult;

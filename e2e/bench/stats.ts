@@ -5,7 +5,7 @@
  */
 import type { Harness } from '../harness/index.js';
 import { busyboxRef, containerConfig } from './containers.js';
-import { CriClient, latencyRows, loop, newResult, p50, p99, podConfig, removePods, round, sleep, unimplemented, type BenchResult } from './lib.js';
+import { CriClient, interrupt, latencyRows, loop, newResult, p50, p99, podConfig, removePods, round, sleep, unimplemented, type BenchResult } from './lib.js';
 
 export interface StatsOptions { containers: number; calls: number; stormMs: number }
 
@@ -66,7 +66,7 @@ export async function benchStats(h: Harness, cri: CriClient, opts: StatsOptions)
     res.rows.push(...rows);
 
     const version = async (until: number, out: number[]) => {
-      for (let i = 0; i < 2000 && Date.now() < until; i++) {
+      for (let i = 0; i < 2000 && Date.now() < until && !interrupt.requested; i++) {
         const t = performance.now();
         await probe.call('Version', { version: 'v1' }, 10_000);
         out.push(performance.now() - t);
@@ -81,7 +81,7 @@ export async function benchStats(h: Harness, cri: CriClient, opts: StatsOptions)
     await Promise.all([
       version(until, storm),
       ...Array.from({ length: 4 }, async () => {
-        while (Date.now() < until) {
+        while (Date.now() < until && !interrupt.requested) {
           await list();
           stormCalls++;
         }

@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Harness } from '../harness/index.js';
 import { DIST, tool } from '../harness/paths.js';
-import { CriClient, latencyRows, newResult, p50, podConfig, removePods, round, sh, sleep, timed, unimplemented, type BenchResult } from './lib.js';
+import { CriClient, interrupt, latencyRows, newResult, p50, podConfig, removePods, round, sh, sleep, timed, unimplemented, type BenchResult } from './lib.js';
 
 export interface StreamingOptions { execRuns: number; transferMB: number; transferRuns: number }
 
@@ -73,7 +73,7 @@ export async function benchStreaming(h: Harness, cri: CriClient, opts: Streaming
     }
     const skip = new Set<string>();
     const deadline = Date.now() + 240_000;
-    for (let i = 0; i < opts.execRuns + 2 && Date.now() < deadline; i++) {
+    for (let i = 0; i < opts.execRuns + 2 && Date.now() < deadline && !interrupt.requested; i++) {
       const keep = i >= 2; // two warm-up rounds
       // crictl's time to start and dial without streaming anything: how much of the above is crictl's.
       const v0 = performance.now();
