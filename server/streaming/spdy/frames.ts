@@ -80,7 +80,7 @@ function control(type: number, flags: number, payload: Buffer): Buffer {
 
 /** Encodes the 8-byte header of a data frame; the payload follows it unchanged. */
 export function dataFrameHeader(streamId: number, flags: number, length: number): Buffer {
-  const head = Buffer.alloc(8);
+  const head = Buffer.allocUnsafe(8); // both words are written below
   head.writeUInt32BE(streamId & 0x7fffffff, 0);
   head.writeUInt32BE(((flags & 0xff) << 24 | length) >>> 0, 4);
   return head;

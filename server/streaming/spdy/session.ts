@@ -23,6 +23,13 @@ import { SpdyHeaderError } from './headers.js';
 export const DEFAULT_WINDOW = 64 * 1024;
 const MAX_WINDOW = 0x7fffffff;
 const MAX_DATA_CHUNK = 64 * 1024;
+/**
+ * How much may wait in the socket's buffer before a writer waits for 'drain'. Node's default
+ * (16 KiB) is below one data frame, which would make every frame wait for the kernel.
+ */
+const SOCKET_BUFFER_LIMIT = 1024 * 1024;
+/** Buffered in a stream's writable side before its writer (a pipe from the pod's socket) pauses. */
+const STREAM_WRITE_BUFFER = 512 * 1024;
 
 export type FlowControlMode = 'auto' | 'strict' | 'off';
 
@@ -57,7 +64,7 @@ export class SpdyStream extends Duplex {
 
   /** @internal */
   constructor(session: SpdySession, id: number, headers: HeaderMap, sendWindow: number, recvWindow: number, replied: boolean) {
-    super({ allowHalfOpen: true, highWaterMark: recvWindow });
+    super({ allowHalfOpen: true, readableHighWaterMark: recvWindow, writableHighWaterMark: STREAM_WRITE_BUFFER });
     this.session = session;
     this.id = id;
     this.headers = headers;
@@ -252,9 +259,9 @@ export class SpdySession extends EventEmitter {
       off += n;
       this.socket.cork();
       this.socket.write(dataFrameHeader(s.id, 0, n));
-      const ok = this.socket.write(part);
+      this.socket.write(part);
       process.nextTick(() => this.socket.uncork());
-      if (!ok) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+      if (this.socket.writableLength > SOCKET_BUFFER_LIMIT) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
     }
   }
 
