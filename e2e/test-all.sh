@@ -85,14 +85,15 @@ node dist/e2e/harness/host-check.js snapshot "$REPORTS/host-before.json" && HOST
 
 # 3. unit ----------------------------------------------------------------------------------------
 note "unit tests (ava)"
-timeout -k 30 10m npx ava --tap 2>&1 | tee "$REPORTS/unit.tap"
+# run-tap.js: ava 7's TAP reporter crashes and hangs when a test times out; it stops the run then.
+timeout -k 30 10m node dist/e2e/harness/run-tap.js -- npx ava --tap 2>&1 | tee "$REPORTS/unit.tap"
 record_tap unit "$REPORTS/unit.tap" "${PIPESTATUS[0]}"
 
 # 4. e2e -----------------------------------------------------------------------------------------
 if [ "${SKIP_E2E:-0}" != 1 ]; then
   note "e2e tests (ava, serial, real daemon)"
   timeout -k 30 20m node dist/e2e/harness/with-registry.js -- \
-    npx ava --config e2e/ava.config.js --tap 2>&1 | tee "$REPORTS/e2e.tap"
+    node dist/e2e/harness/run-tap.js -- npx ava --config e2e/ava.config.js --tap 2>&1 | tee "$REPORTS/e2e.tap"
   record_tap e2e "$REPORTS/e2e.tap" "${PIPESTATUS[0]}"
 fi
 

@@ -15,7 +15,7 @@ done < e2e/v2/tests.txt
 # One registry for both steps; the builder finds the host-built images up to date.
 node dist/e2e/harness/with-registry.js -- bash -c '
   if [ $# -gt 0 ]; then
-    node_modules/.bin/ava --config e2e/ava.config.js --tap "$@" 2>&1 | tee "$V2_OUT/ava.tap"
+    node dist/e2e/harness/run-tap.js -- node_modules/.bin/ava --config e2e/ava.config.js --tap "$@" 2>&1 | tee "$V2_OUT/ava.tap"
     echo "${PIPESTATUS[0]}" > "$V2_OUT/ava.rc"
   else
     printf "# no e2e files for the v2 leg\n# pass 0\n# fail 0\n" > "$V2_OUT/ava.tap"; echo 0 > "$V2_OUT/ava.rc"
