@@ -12,6 +12,7 @@ import { errnoCode, FailedPreconditionError } from '../runtime/errors.js';
 import { CORRAL_VERSION } from '../runtime/version.js';
 import { createGrpcServer } from './grpc.js';
 import { startMetricsServer } from './metrics-http.js';
+import { ensureStreamingServer } from './streaming/server.js';
 
 /** True when something accepts connections on the unix socket at path. */
 export function socketAnswers(path: string, timeoutMs = 1000): Promise<boolean> {
@@ -61,6 +62,12 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     server.bindAsync(`unix:${config.socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
   });
   await fs.chmod(config.socket, 0o660);
+  // The streaming server starts with the daemon so its port is fixed (and logged) before the
+  // first exec; a failure here is not fatal, the first Exec tries again and reports it.
+  const streaming = await ensureStreamingServer(runtime).catch((err: Error) => {
+    logger.warn(`streaming server: ${err.message}`);
+    return undefined;
+  });
   const metricsServer = config.metrics.address ? await startMetricsServer(runtime, config.metrics.address) : undefined;
   if (metricsServer) logger.info(`metrics on http://${config.metrics.address}/metrics`);
   logger.info(`corral ${CORRAL_VERSION} serving CRI on ${config.socket}`, {
@@ -84,6 +91,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       if (!drained) logger.warn(`in-flight calls did not finish within ${config.shutdown_grace_seconds}s; closing them`);
       server.forceShutdown();
       metricsServer?.close();
+      await streaming?.close();
       await runtime.close();
       await fs.unlink(config.socket).catch(() => undefined);
       logger.info('stopped');

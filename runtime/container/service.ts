@@ -332,6 +332,7 @@ export class ContainerService {
         logPath,
         logSizeMax: this.deps.config.log_size_max,
         stdin: !!cfg.stdin,
+        stdinOnce: !!cfg.stdin_once,
         terminal: !!cfg.tty,
       });
 

@@ -29,6 +29,16 @@ test('arguments follow CRI-O: api v1, runtime root, exit/persist/socket dirs, k8
   t.regex(s, /--log-size-max 1024/);
 });
 
+test('stdin stays open across detaches unless stdin_once', (t) => {
+  const open = conmonCreateArgs({ ...opts('/d', '/usr/bin/conmon'), stdin: true });
+  t.true(open.includes('-i'));
+  t.true(open.includes('--leave-stdin-open'));
+  const once = conmonCreateArgs({ ...opts('/d', '/usr/bin/conmon'), stdin: true, stdinOnce: true });
+  t.true(once.includes('-i'));
+  t.false(once.includes('--leave-stdin-open'));
+  t.false(conmonCreateArgs(opts('/d', '/usr/bin/conmon')).includes('--leave-stdin-open'));
+});
+
 test('an exec never gets the exit or persist dir (its code would pose as the container exit)', async (t) => {
   const { conmonExecArgs } = await import('./conmon.js');
   const a = conmonExecArgs({ ...opts('/d', '/usr/bin/conmon'), processSpecPath: '/d/p.json', pidFile: '/d/e.pid', execTimeoutSec: 5 });

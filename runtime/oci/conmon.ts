@@ -49,6 +49,8 @@ export interface ConmonCreateOptions extends ConmonCommon {
   /** -1: no cap. */
   logSizeMax: number;
   stdin?: boolean;
+  /** CRI stdin_once: the first attacher's detach closes stdin; otherwise it stays open. */
+  stdinOnce?: boolean;
   terminal?: boolean;
 }
 
@@ -80,6 +82,8 @@ export function conmonCreateArgs(o: ConmonCreateOptions): string[] {
   a.push('-p', o.containerPidFile, '-P', o.conmonPidFile, '-l', `k8s-file:${o.logPath}`, '--log-level', 'warning');
   if (o.logSizeMax > 0) a.push('--log-size-max', String(o.logSizeMax));
   if (o.stdin) a.push('-i');
+  // Without it conmon closes the container's stdin when any attacher detaches (CRI-O passes it too).
+  if (o.stdin && !o.stdinOnce) a.push('--leave-stdin-open');
   if (o.terminal) a.push('-t');
   return a;
 }
