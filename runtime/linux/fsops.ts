@@ -6,7 +6,7 @@
  * All calls are synchronous and short; none changes the thread's namespaces.
  */
 import koffi from 'koffi';
-import { SyscallError } from './syscalls.js';
+import { SyscallError, lastErrno, libcLibrary } from './syscalls.js';
 
 export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
@@ -32,10 +32,9 @@ export interface FsOps {
 let lib: ReturnType<typeof bind> | undefined;
 
 function bind() {
-  const libc = koffi.load('libc.so.6');
-  const errnoLoc = libc.func('int *__errno_location(void)');
+  const libc = libcLibrary();
   return {
-    errno: (): number => koffi.decode(errnoLoc(), 'int') as number,
+    errno: lastErrno,
     mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
     lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
     lgetxattr: libc.func('long lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)'),

@@ -5,7 +5,7 @@
  * libuv cannot wrap them), and making a TCP socket inside a network namespace (port-forward).
  */
 import koffi from 'koffi';
-import { SyscallError } from './syscalls.js';
+import { SyscallError, lastErrno, libcLibrary } from './syscalls.js';
 
 const AF_UNIX = 1;
 const AF_INET = 2;
@@ -29,15 +29,14 @@ export const EINPROGRESS = 115;
 let lib: ReturnType<typeof bind> | undefined;
 
 function bind() {
-  const libc = koffi.load('libc.so.6');
+  const libc = libcLibrary();
   const iovec = koffi.struct('corral_iovec', { iov_base: 'void *', iov_len: 'size_t' });
   koffi.struct('corral_msghdr', {
     msg_name: 'void *', msg_namelen: 'uint32_t', msg_iov: koffi.pointer(iovec), msg_iovlen: 'size_t',
     msg_control: 'void *', msg_controllen: 'size_t', msg_flags: 'int',
   });
-  const errnoLoc = libc.func('int *__errno_location(void)');
   return {
-    errno: (): number => koffi.decode(errnoLoc(), 'int') as number,
+    errno: lastErrno,
     recvmsg: libc.func('long recvmsg(int fd, _Inout_ corral_msghdr *msg, int flags)'),
     ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
     socket: libc.func('int socket(int domain, int type, int protocol)'),

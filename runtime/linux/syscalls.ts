@@ -58,13 +58,27 @@ export interface Syscalls {
   gettid(): number;
 }
 
+type Library = ReturnType<typeof koffi.load>;
+let handle: Library | undefined;
+let errnoLocation: ReturnType<Library['func']> | undefined;
+
+/** libc, loaded once for every binding in runtime/linux/. */
+export function libcLibrary(): Library {
+  return (handle ??= koffi.load('libc.so.6'));
+}
+
+/** errno of the calling thread, read right after a call that failed. */
+export function lastErrno(): number {
+  errnoLocation ??= libcLibrary().func('int *__errno_location(void)');
+  return koffi.decode(errnoLocation(), 'int') as number;
+}
+
 let lib: ReturnType<typeof bind> | undefined;
 
 function bind() {
-  const libc = koffi.load('libc.so.6');
-  const errnoLoc = libc.func('int *__errno_location(void)');
+  const libc = libcLibrary();
   return {
-    errno: (): number => koffi.decode(errnoLoc(), 'int') as number,
+    errno: lastErrno,
     mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: libc.func('int umount2(const char *target, int flags)'),
     unshare: libc.func('int unshare(int flags)'),
