@@ -5,10 +5,11 @@
  * a reference container's bundle, with its own overlay over the same image layers). Also the
  * daemon's RSS idle and with N running containers, and conmon's RSS per container.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Harness } from '../harness/index.js';
-import { BENCH_DIR, cmdline, conmonPids, CriClient, interleaved, latencyRows, loop, newResult, p50, podConfig, removePods, round, rssMiB, sh, sleep, unimplemented, type BenchResult } from './lib.js';
+import { BENCH_DIR, cmdline, conmonPids, CriClient, interleaved, interrupt, latencyRows, loop, newResult, p50, podConfig, removePods, round, rssMiB, sh, sleep, unimplemented, type BenchResult } from './lib.js';
 
 export interface ContainersOptions { sequential: number; parallel: number; concurrency: number; running: number }
 
@@ -79,6 +80,7 @@ export async function benchContainers(h: Harness, cri: CriClient, opts: Containe
   res.raw.notes = notes;
   const image = busyboxRef(h);
   const pods: string[] = [];
+  const cleanups: Array<() => void> = [];
   try {
     const idleRss = rssMiB(h.daemonPid!); // fresh: started, answered Version, nothing else
     await cri.image('PullImage', { image: { image } });
@@ -117,6 +119,19 @@ export async function benchContainers(h: Harness, cri: CriClient, opts: Containe
     const shared = join(h.dir, 'floor-ctr');
     mkdirSync(join(shared, 'exits'), { recursive: true });
     mkdirSync(join(shared, 'attach'), { recursive: true });
+    const script = join(BENCH_DIR, 'floor-ctr.sh');
+    const live = new Map<string, string[]>();
+    const cleanLive = () => {
+      for (const common of live.values()) {
+        try {
+          execFileSync('bash', [script, 'clean', ...common], { timeout: 15_000, stdio: 'ignore' });
+        } catch {
+          // best effort on the way out
+        }
+      }
+    };
+    interrupt.cleanups.add(cleanLive);
+    cleanups.push(() => interrupt.cleanups.delete(cleanLive));
     const floorCycle = async (): Promise<[number, number]> => {
       const id = `floor${String(++seq).padStart(4, '0')}${tpl.refId.slice(0, 8)}`;
       const dir = join(shared, id);
@@ -126,7 +141,7 @@ export async function benchContainers(h: Harness, cri: CriClient, opts: Containe
       if (typeof spec.linux?.cgroupsPath === 'string') spec.linux.cgroupsPath = spec.linux.cgroupsPath.replaceAll(tpl.refId, id);
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
       const common = [dir, id, tpl.lower, tpl.runtime, tpl.runtimeRoot, join(shared, 'exits')];
-      const script = join(BENCH_DIR, 'floor-ctr.sh');
+      live.set(id, common);
       let t0 = performance.now();
       try {
         await sh('bash', [script, 'start', ...common, '--', ...floorConmonArgs(tpl, id, dir, shared)], 60_000);
@@ -142,6 +157,8 @@ export async function benchContainers(h: Harness, cri: CriClient, opts: Containe
       } catch (e) {
         await sh('bash', [script, 'clean', ...common], 30_000).catch(() => {});
         throw e;
+      } finally {
+        live.delete(id);
       }
       return [a, performance.now() - t0];
     };
@@ -186,6 +203,7 @@ export async function benchContainers(h: Harness, cri: CriClient, opts: Containe
       await cri.call('RemoveContainer', { container_id: running[i] });
     }, true);
   } finally {
+    for (const c of cleanups) c();
     await removePods(cri, pods);
   }
   return res;

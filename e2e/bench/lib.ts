@@ -58,8 +58,12 @@ export function round(x: number, digits = 2): number {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Set on SIGINT/SIGTERM: loops stop issuing work so that the benches clean up and return. */
-export const interrupt = { requested: false };
+/**
+ * Set on SIGINT/SIGTERM: loops stop issuing work. The harness' own handler then stops the
+ * daemons and exits, so what only the bench knows of (floor containers, floor namespaces) is
+ * cleaned by the synchronous `cleanups` that run.ts calls first.
+ */
+export const interrupt = { requested: false, cleanups: new Set<() => void>() };
 
 /**
  * Runs op(i) for i < count with `concurrency` workers, stopping early once `budgetMs` has

@@ -4,10 +4,12 @@
  * bridge network; against the floor-pod.sh cycle (unshare pinning + the same CNI chain with the
  * same conflist, DEL, umount) run the same way in the same run.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Harness } from '../harness/index.js';
-import { BENCH_DIR, CriClient, interleaved, latencyRows, loop, newResult, p50, podConfig, removePods, round, sh, timed, unimplemented, type BenchResult } from './lib.js';
+import { readMounts } from '../harness/leaks.js';
+import { BENCH_DIR, CriClient, interleaved, interrupt, latencyRows, loop, newResult, p50, podConfig, removePods, round, sh, timed, unimplemented, type BenchResult } from './lib.js';
 
 export interface PodsOptions { sequential: number; parallel: number; concurrency: number }
 
@@ -35,6 +37,18 @@ export async function benchPods(h: Harness, cri: CriClient, opts: PodsOptions): 
   const types = prepareFloorNet(h, netDir);
   let seq = 0;
   const created: string[] = [];
+  // On an interrupt, floor-pod.sh runs in flight die with the process group: their pinned
+  // namespaces (and with the netns, the veth) go when unmounted.
+  const unmountFloors = () => {
+    for (const m of readMounts().filter((x) => x.point.startsWith(floorDir + '/')).reverse()) {
+      try {
+        execFileSync('umount', ['-l', m.point], { timeout: 5000, stdio: 'ignore' });
+      } catch {
+        // best effort on the way out
+      }
+    }
+  };
+  interrupt.cleanups.add(unmountFloors);
 
   const corralCycle = async (host: boolean): Promise<number> => {
     const name = `bench-pod-${++seq}`;
@@ -91,6 +105,7 @@ export async function benchPods(h: Harness, cri: CriClient, opts: PodsOptions): 
     }).catch((e) => res.skipped.push(`per-RPC split: ${(e as Error).message}`));
     for (const [k, xs] of Object.entries(split)) if (xs.length) res.rows.push({ metric: `bridge ${k} p50`, corral: round(p50(xs), 1), unit: 'ms' });
   } finally {
+    interrupt.cleanups.delete(unmountFloors);
     await removePods(cri, created);
   }
   return res;

@@ -94,17 +94,25 @@ const DAEMON_BENCHES: Record<Exclude<Name, 'pull'>, DaemonBench> = {
   stats: (h, cri, q) => benchStats(h, cri, { containers: q ? 20 : 100, calls: q ? 10 : 30, stormMs: q ? 2000 : 5000 }),
 };
 
+const results: BenchResult[] = [];
+
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupt.requested) process.exit(130);
     interrupt.requested = true;
-    console.error(`${sig}: finishing the current step and cleaning up (again to quit at once, leaving things behind)`);
+    console.error(`${sig}: cleaning up (again to quit at once, leaving things behind)`);
+    // Runs before the harness' handler (registered later), which stops the daemons and exits.
+    for (const c of interrupt.cleanups) c();
+    try {
+      writeFileSync(args.out, JSON.stringify({ interrupted: sig, results }, null, 2) + '\n');
+    } catch {
+      // nothing more to do on the way out
+    }
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const leaksBefore = await leaksTool();
-  const results: BenchResult[] = [];
   let failed = false;
   let reg: RegistryHandle | undefined;
   const started = new Date().toISOString();
