@@ -200,6 +200,9 @@ async function spawnConmon(o: ConmonCommon, args: string[], pidFile: string | un
   let child;
   try {
     child = spawn(o.conmonPath, args, {
+      // conmon writes its "oom" mark into its working directory as well as the persist dir:
+      // run it in the persist dir, never in the daemon's cwd (/ under systemd).
+      cwd: o.persistDir,
       detached: true,
       stdio: ['ignore', 'ignore', errFd, 'pipe', 'pipe', ...extraStdio],
       env: {
