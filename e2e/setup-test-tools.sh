@@ -52,6 +52,27 @@ if [ "${SKIP_APT:-0}" != 1 ]; then
   apt_install "${TEST_PKGS[@]}"
 fi
 
+# --- Debian's dynamic busybox, unpacked, never installed (it conflicts with busybox-static) ---
+# The critest busybox stand-in needs a shell that behaves like the upstream image's: an ash that
+# executes commands from PATH (busybox-static's ash runs applets in-process, so masking /bin/ls
+# cannot fail `sh -c ls`) and execs the last command of `sh -c` (so `sh -c top` leaves top as
+# pid 1, which has a SIGTERM handler; a shell left as pid 1 ignores SIGTERM). e2e/images uses
+# .tools/busybox-dyn/bin/busybox as /bin/sh of that image when it exists.
+BB_DIR=$REPO/.tools/busybox-dyn
+if [ ! -x "$BB_DIR/bin/busybox" ] && [ "${SKIP_APT:-0}" != 1 ]; then
+  log "unpacking Debian's busybox into $BB_DIR"
+  bb_tmp=$(mktemp -d)
+  chmod 755 "$bb_tmp"   # apt-get download runs as _apt where it can
+  if ! (cd "$bb_tmp" && apt-get download busybox >/dev/null 2>&1); then
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+    (cd "$bb_tmp" && apt-get download busybox >/dev/null 2>&1) || log "apt-get download busybox failed"
+  fi
+  for deb in "$bb_tmp"/busybox_*.deb; do
+    [ -f "$deb" ] && mkdir -p "$BB_DIR" && dpkg-deb -x "$deb" "$BB_DIR"
+  done
+  rm -rf "$bb_tmp"
+fi
+
 # --- node modules ----------------------------------------------------------------------------
 if [ ! -d "$REPO/node_modules" ] || [ "$REPO/package-lock.json" -nt "$REPO/node_modules/.package-lock.json" ]; then
   log "npm ci"

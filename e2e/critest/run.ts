@@ -127,7 +127,7 @@ async function runMode(mode: Mode, o: Options, floorKey: string, floor: number):
   const timeout = mode === 'websocket' && durationMs(o.timeout) > 300_000 ? '5m' : o.timeout;
   let h: Harness | undefined;
   try {
-    h = await startHarness({ runtime: o.runtime, logLevel: 'info', allowLeftoverObjects: true });
+    h = await startHarness({ runtime: o.runtime, logLevel: (process.env.CORRAL_CRITEST_LOG_LEVEL as 'info' | 'debug' | undefined) ?? 'info', allowLeftoverObjects: true });
     const args = [
       `--runtime-endpoint=${h.endpoint}`,
       `--image-endpoint=${h.endpoint}`,

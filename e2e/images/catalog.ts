@@ -6,6 +6,8 @@
  * upstream registry host as the first path component of the local repository, so that a
  * registry mirror with a namespace serves them under their real names.
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { euidProgram } from './elf.js';
 import {
   BlobStore, makeLayer, writeImage, writeIndex, sha256, MT,
@@ -52,6 +54,14 @@ const PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 const NGINX = '/usr/sbin/nginx';
 const CATATONIT = '/usr/bin/catatonit';
 const DASH = '/usr/bin/dash';
+/**
+ * Debian's dynamically linked busybox, unpacked by e2e/setup-test-tools.sh: its ash, unlike
+ * busybox-static's, executes commands from PATH and execs the last command of `sh -c`, as the
+ * upstream busybox image's shell does. Without it the critest image falls back to dash.
+ */
+const BUSYBOX_SH = process.env.CORRAL_BUSYBOX_SH
+  ?? fileURLToPath(new URL('../../../.tools/busybox-dyn/bin/busybox', import.meta.url));
+const CRITEST_SH = existsSync(BUSYBOX_SH) ? BUSYBOX_SH : DASH;
 
 const file = (path: string, data: string | Buffer, mode = 0o644, uid = 0, gid = 0): TarEntry =>
   ({ type: 'file', path, data: typeof data === 'string' ? Buffer.from(data) : data, mode, uid, gid });
@@ -194,13 +204,15 @@ function critestImages(): ImageDef[] {
   return [
     busyboxDerived({
       name: 'critest-busybox', category: 'critest',
-      purpose: 'critest DefaultTestContainerImage (most specs): busybox with hard-linked applets, pgrep/pkill/ipcs stand-ins, users incl. nobody; /bin/sh is dash',
+      purpose: 'critest DefaultTestContainerImage (most specs): busybox with hard-linked applets, pgrep/pkill/ipcs stand-ins, users incl. nobody; /bin/sh is the ash of Debian\'s dynamic busybox (dash if absent)',
       refs: [{ host: K8S, repo: 'e2e-test-images/busybox', tag: '1.29-2' }],
-      // Debian's busybox shell runs applets in-process, so `sh -c ls` never executes /bin/ls and
-      // the MaskedPaths spec (mask /bin/ls, expect `sh -c ls` to fail) cannot fail as it must.
-      // dash, like the upstream image's shell, executes commands from PATH.
-      extra: (host) => [host.entry(DASH, { at: 'bin/sh' }), ...host.ldd(DASH).map((lib) => host.entry(lib))],
-      extraInputs: (host) => [DASH, ...host.ldd(DASH)],
+      // busybox-static's shell runs applets in-process, so `sh -c ls` never executes /bin/ls and
+      // the MaskedPaths spec (mask /bin/ls, expect "/bin/sh: ls: Permission denied") cannot fail
+      // as it must. The ash of Debian's dynamic busybox executes commands from PATH and, like the
+      // upstream image's shell, execs the last command of `sh -c` (StopContainer specs: `sh -c
+      // top` must leave top, which handles SIGTERM, as pid 1).
+      extra: (host) => [host.entry(CRITEST_SH, { at: 'bin/sh' }), ...host.ldd(CRITEST_SH).map((lib) => host.entry(lib))],
+      extraInputs: (host) => [CRITEST_SH, ...host.ldd(CRITEST_SH)],
       config: { Cmd: ['sh'] },
     }),
     nginxDef('critest-nginx', 80, [{ host: K8S, repo: 'e2e-test-images/nginx', tag: '1.14-2' }],

@@ -537,6 +537,7 @@ export class ContainerService {
       const sig = e.meta.stopSignal;
       const before = await signalState(e.status.pid, sig);
       const sent = await rt.kill(e.id, sig);
+      this.log.debug(`container ${e.id}: ${sig} ${sent ? 'sent' : 'not sent'} to pid ${e.status.pid} (${before ? `${before.exe}, ${before.caught ? 'has a handler' : 'no handler yet'}` : 'gone'})`);
       const redeliver = sent && before ? this.redeliverIfDropped(e, sig, before, timeoutSec * 1000) : undefined;
       const exited = await this.waitExit(e, sent ? timeoutSec * 1000 : 2000, signal);
       redeliver?.abort();
