@@ -1,11 +1,12 @@
 import test from 'ava';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configToToml, defaultConfig, loadConfig, parseConfig } from './config.js';
 import { InvalidArgumentError } from './errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'corral-config-'));
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string, text: string) => {
   const p = join(dir, name);
   writeFileSync(p, text);

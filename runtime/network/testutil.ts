@@ -2,7 +2,7 @@
  * Fake CNI plugins for tests: small shell scripts that record their environment and stdin
  * and print a canned result or CNI error.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultConfig, type Config } from '../config.js';
@@ -23,8 +23,15 @@ export interface FakeBehaviour {
 
 export interface Call { plugin: string; env: Record<string, string>; stdin: Record<string, unknown>; at: bigint }
 
+const created: string[] = [];
+// The test process removes what it made when it exits, whichever test made it.
+process.once('exit', () => {
+  for (const d of created) rmSync(d, { recursive: true, force: true });
+});
+
 export async function makeTempDirs(): Promise<{ base: string; binDir: string; confDir: string; logDir: string; config: Config }> {
   const base = await fs.mkdtemp(join(tmpdir(), 'corral-cni-'));
+  created.push(base);
   const binDir = join(base, 'bin');
   const confDir = join(base, 'net.d');
   const logDir = join(base, 'log');

@@ -8,8 +8,14 @@ import { NameIndex, ObjectStore, newId } from './store.js';
 interface Meta { name: string }
 interface Status { state: string; n: number }
 
+const dirs: string[] = [];
+test.after.always(async () => {
+  await Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true })));
+});
+
 async function fresh() {
   const dir = await fs.mkdtemp(join(tmpdir(), 'corral-store-'));
+  dirs.push(dir);
   const store = new ObjectStore<Meta, Status>(dir, 'container');
   await store.load();
   return { dir, store };
