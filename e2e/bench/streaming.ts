@@ -6,10 +6,10 @@
  * Each round runs corral and its floor back to back, so both see the same load.
  */
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Harness } from '../harness/index.js';
 import { DIST, tool } from '../harness/paths.js';
+import { freePort } from '../harness/exec.js';
 import { CriClient, interrupt, latencyRows, newResult, p50, podConfig, removePods, round, sh, sleep, timed, unimplemented, type BenchResult } from './lib.js';
 
 export interface StreamingOptions { execRuns: number; transferMB: number; transferRuns: number }
@@ -17,17 +17,6 @@ export interface StreamingOptions { execRuns: number; transferMB: number; transf
 interface SpdyClientModule {
   spdyUpgrade(url: string, protocols: string[]): Promise<{ status: number; session?: { openStream(h: Record<string, string[]>): NodeJS.ReadWriteStream & { end(): void }; close(): void } }>;
   readAll(s: NodeJS.ReadableStream): Promise<Buffer>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** MB/s of one HTTP download with curl (its own timing: no process start in the figure). */

@@ -1,5 +1,6 @@
 /** Running external commands with a hard timeout, for the harness and the e2e tests. */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { createServer } from 'node:net';
 
 export interface CmdResult {
   stdout: string;
@@ -90,3 +91,15 @@ export async function runOk(cmd: string, args: readonly string[], opts: RunOptio
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for servers a test configures). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}

@@ -63,7 +63,7 @@ import { cleanup, findLeaks, formatLeaks, readMounts, takeSnapshot, type Leak, t
 import { DAEMON_MAIN, tool } from './paths.js';
 import { mirroredHosts, sharedRegistry, startRegistryWithImages, type RegistryHandle } from './registry.js';
 
-export { CommandError, run, runOk, sleep, type CmdResult, type RunOptions } from './exec.js';
+export { CommandError, freePort, run, runOk, sleep, type CmdResult, type RunOptions } from './exec.js';
 export { MIRRORED_HOSTS, type RegistryHandle } from './registry.js';
 
 export interface HarnessOptions {

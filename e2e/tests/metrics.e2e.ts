@@ -4,25 +4,13 @@
  * starts are broken down by phase in verbose status and in the per-phase histogram.
  */
 import test from 'ava';
-import { createServer } from 'node:net';
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
-import { startHarness, type Harness } from '../harness/index.js';
+import { freePort, startHarness, type Harness } from '../harness/index.js';
 
 let h: Harness;
 let url = '';
 const IMAGE = 'registry.k8s.io/e2e-test-images/busybox:1.29-2';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test.before(async () => {
   const port = await freePort();

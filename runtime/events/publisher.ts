@@ -20,29 +20,30 @@ export interface EventSandboxes {
   status(id: string, verbose?: boolean): { status?: unknown };
 }
 
+/**
+ * The pod's status and its containers' statuses as they are now. The pod may be gone already
+ * (RemovePodSandbox removing its containers, or the sandbox's own DELETED event): then null.
+ */
+function snapshot(podId: string, sandboxes: EventSandboxes, containers: Pick<EventContainers, 'list' | 'status'>, logger: Logger) {
+  let podSandboxStatus: unknown = null;
+  try {
+    podSandboxStatus = sandboxes.status(podId, false).status ?? null;
+  } catch (err) {
+    logger.debug(`events: status of pod sandbox ${podId}: ${errorMessage(err)}`);
+  }
+  const containersStatuses: unknown[] = [];
+  for (const c of containers.list({ pod_sandbox_id: podId })) {
+    try {
+      containersStatuses.push(containers.status(c.id, false).status);
+    } catch { /* removed meanwhile */ }
+  }
+  return { podSandboxStatus, containersStatuses };
+}
+
 /** Subscribes to the container service; returns the unsubscribe function. */
 export function publishContainerEvents(containers: EventContainers, sandboxes: EventSandboxes, bus: EventBus<ContainerEvent>, logger: Logger): () => void {
   return containers.onEvent((e) => {
-    let podSandboxStatus: unknown = null;
-    try {
-      podSandboxStatus = sandboxes.status(e.podId, false).status ?? null;
-    } catch (err) {
-      // The pod may be gone already (RemovePodSandbox removing its containers).
-      logger.debug(`events: status of pod sandbox ${e.podId}: ${errorMessage(err)}`);
-    }
-    const containersStatuses: unknown[] = [];
-    for (const c of containers.list({ pod_sandbox_id: e.podId })) {
-      try {
-        containersStatuses.push(containers.status(c.id, false).status);
-      } catch { /* removed meanwhile */ }
-    }
-    bus.publish({
-      containerId: e.containerId,
-      type: e.type,
-      createdAtNs: BigInt(e.at),
-      podSandboxStatus,
-      containersStatuses,
-    });
+    bus.publish({ containerId: e.containerId, type: e.type, createdAtNs: BigInt(e.at), ...snapshot(e.podId, sandboxes, containers, logger) });
   });
 }
 
@@ -57,18 +58,6 @@ export interface SandboxEventSource extends EventSandboxes {
 
 export function publishSandboxEvents(sandboxes: SandboxEventSource, containers: Pick<EventContainers, 'list' | 'status'>, bus: EventBus<ContainerEvent>, logger: Logger): () => void {
   return sandboxes.onEvent((e) => {
-    let podSandboxStatus: unknown = null;
-    try {
-      podSandboxStatus = sandboxes.status(e.podId, false).status ?? null;
-    } catch (err) {
-      logger.debug(`events: status of pod sandbox ${e.podId}: ${errorMessage(err)}`);
-    }
-    const containersStatuses: unknown[] = [];
-    for (const c of containers.list({ pod_sandbox_id: e.podId })) {
-      try {
-        containersStatuses.push(containers.status(c.id, false).status);
-      } catch { /* removed meanwhile */ }
-    }
-    bus.publish({ containerId: e.podId, type: e.type, createdAtNs: BigInt(e.at), podSandboxStatus, containersStatuses });
+    bus.publish({ containerId: e.podId, type: e.type, createdAtNs: BigInt(e.at), ...snapshot(e.podId, sandboxes, containers, logger) });
   });
 }
