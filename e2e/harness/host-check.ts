@@ -4,11 +4,13 @@
  * registries, cgroups, links, netns, CNI chains, ip_forward) is listed; temp dirs named corral-*
  * that tests left are listed apart and not counted. With CI=true (or CORRAL_E2E_EXCLUSIVE=1) each
  * item counts as a failure (unless CORRAL_HOSTCHECK=warn); elsewhere other people's work may be
- * running, so they are printed as notes.
+ * running, so they are printed as notes. Before comparing, what the CNI plugins leave on purpose
+ * (ip_forward=1, portmap's shared chains) is undone when the run did not find it there.
  *
  *   node dist/e2e/harness/host-check.js snapshot FILE
  *   node dist/e2e/harness/host-check.js compare FILE     exit 1 when something is new (strict mode)
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { takeSnapshot, type Snapshot } from './leaks.js';
@@ -47,8 +49,46 @@ async function snapshot(file: string): Promise<void> {
   writeFileSync(file, JSON.stringify({ snap, procs: watchedProcs(), tmp: tempDirs() } satisfies Stored));
 }
 
+/**
+ * Undoes what the CNI plugins leave on a host by design, when the run found the host without it:
+ * the bridge plugin's net.ipv4.ip_forward=1 and portmap's shared CNI-HOSTPORT-* chains (with only
+ * their fixed rules: a DNAT chain still holding a pod's jump is a real leftover and stays, to be
+ * reported). A node keeps both; a test host is left as it was found.
+ */
+function restorePluginResidues(before: Stored): string[] {
+  const done: string[] = [];
+  const fwd = '/proc/sys/net/ipv4/ip_forward';
+  const was = before.snap.ipForward;
+  if (typeof was === 'string' && was !== '' && readFileSync(fwd, 'utf8').trim() !== was) {
+    writeFileSync(fwd, was);
+    done.push(`net.ipv4.ip_forward back to ${was}`);
+  }
+  let rules: string[];
+  try {
+    rules = execFileSync('iptables-save', ['-t', 'nat'], { encoding: 'utf8' }).split('\n');
+  } catch {
+    return done; // no iptables: nothing of it can be left
+  }
+  const had = new Set(before.snap.chains as string[]);
+  const chains = ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-MASQ', 'CNI-HOSTPORT-SETMARK']
+    .filter((c) => !had.has(`nat/${c}`) && rules.some((l) => l.startsWith(`:${c} `)));
+  if (chains.length === 0 || rules.some((l) => l.startsWith('-A CNI-HOSTPORT-DNAT '))) return done;
+  // iptables-save quotes like a shell, so its rule text can be handed back through sh.
+  for (const l of rules) {
+    if (l.startsWith('-A ') && chains.some((c) => l.endsWith(` -j ${c}`))) execFileSync('sh', ['-c', `iptables -t nat -D ${l.slice(3)}`]);
+  }
+  for (const c of chains) {
+    execFileSync('iptables', ['-t', 'nat', '-F', c]);
+    execFileSync('iptables', ['-t', 'nat', '-X', c]);
+  }
+  done.push(`removed ${chains.join(', ')}`);
+  return done;
+}
+
 async function compare(file: string): Promise<number> {
   const before = JSON.parse(readFileSync(file, 'utf8')) as Stored;
+  const restored = restorePluginResidues(before);
+  if (restored.length) console.log(`host-check: undid what CNI plugins leave by design: ${restored.join('; ')}`);
   const now = await takeSnapshot();
   const was = (k: keyof Snapshot) => new Set(before.snap[k] as string[]);
   const found: string[] = [];
