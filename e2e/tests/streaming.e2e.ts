@@ -110,21 +110,24 @@ for (const tr of TRANSPORTS) {
   });
 }
 
+/** The tmux pane's text once it matches re (or as it is after 10 s). */
+async function waitForPane(session: string, re: RegExp): Promise<string> {
+  const pane = async () => (await run('tmux', ['capture-pane', '-p', '-t', session])).stdout;
+  for (let i = 0; i < 100; i++) {
+    const p = await pane();
+    if (re.test(p)) return p;
+    await sleep(100);
+  }
+  return pane();
+}
+
 test.serial('exec -it through a real terminal (tmux): prompt, output, resize seen by stty size', async (t) => {
   for (const tr of TRANSPORTS) {
     const session = `corral-e2e-${process.pid}-${tr}`;
     const cmd = [tool('crictl'), ...crictlArgs(['exec', '-it', '-r', tr, ctr, 'sh'])].map((a) => `'${a}'`).join(' ');
     await run('tmux', ['new-session', '-d', '-s', session, '-x', '100', '-y', '30', cmd]);
     try {
-      const pane = async () => (await run('tmux', ['capture-pane', '-p', '-t', session])).stdout;
-      const waitFor = async (re: RegExp) => {
-        for (let i = 0; i < 100; i++) {
-          const p = await pane();
-          if (re.test(p)) return p;
-          await sleep(100);
-        }
-        return pane();
-      };
+      const waitFor = (re: RegExp) => waitForPane(session, re);
       t.regex(await waitFor(/[#$]\s*$/m), /[#$]\s*$/m, `${tr}: prompt`);
       await run('tmux', ['send-keys', '-t', session, 'echo marker-$((6*7))', 'Enter']);
       t.regex(await waitFor(/marker-42/), /marker-42/, `${tr}: output`);
@@ -147,15 +150,7 @@ test.serial('attach -it to a tty container through tmux: input, output, resize t
   const cmd = [tool('crictl'), ...crictlArgs(['attach', '-it', id])].map((a) => `'${a}'`).join(' ');
   await run('tmux', ['new-session', '-d', '-s', session, '-x', '90', '-y', '25', cmd]);
   try {
-    const pane = async () => (await run('tmux', ['capture-pane', '-p', '-t', session])).stdout;
-    const waitFor = async (re: RegExp) => {
-      for (let i = 0; i < 100; i++) {
-        const p = await pane();
-        if (re.test(p)) return p;
-        await sleep(100);
-      }
-      return pane();
-    };
+    const waitFor = (re: RegExp) => waitForPane(session, re);
     await sleep(500);
     await run('tmux', ['send-keys', '-t', session, 'echo attached-$((6*7))', 'Enter']);
     t.regex(await waitFor(/attached-42/), /attached-42/);
