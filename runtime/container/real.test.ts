@@ -139,8 +139,10 @@ for (const handler of ['runc', 'crun']) {
     t.regex(err.message, /no such|not found|No such file/i);
     t.is(svc.listViews().length, before);
     t.is(id, '', 'no created event');
+    await svc.settled();
     const dirs = await fs.readdir(join(dir, 'lib', 'containers'));
-    t.deepEqual(dirs.filter((d) => !svc.find(d)), []);
+    t.deepEqual(dirs.filter((d) => d !== '.trash' && !svc.find(d)), []);
+    t.deepEqual(await fs.readdir(join(dir, 'lib', 'containers', '.trash')).catch(() => []), []);
     const st = await fs.readdir(join(dir, 'run', handler)).catch(() => [] as string[]);
     t.deepEqual(st.filter((d) => /^[0-9a-f]{64}$/.test(d) && !svc.find(d)), []);
     const failed = /container ([0-9a-f]{64})/.exec(err.message)?.[1];

@@ -165,10 +165,16 @@ export class ContainerService {
     }
   }
 
+  /** Resolves once the record deletions started in the background so far are done. */
+  async settled(): Promise<void> {
+    await this.store.settled();
+  }
+
   /** Stops the exit watcher. Containers and their conmons keep running. */
   async close(): Promise<void> {
     this.closed = true;
     this.watcher.close();
+    await this.store.settled();
   }
 
   // ---- serialisation ------------------------------------------------------------------

@@ -13,6 +13,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { OciInfraRunner, infraCgroupsPath, infraOciSpec } from './infra.js';
 import { SandboxService, type SandboxConfig } from './service.js';
 import type { InfraSpec } from './ports.js';
+import { leftovers } from './testing.js';
 
 const run = promisify(execFile);
 
@@ -101,7 +102,7 @@ for (const handler of ['crun', 'runc'] as const) {
     t.false(alive(pid));
     await svc.remove(id);
     t.deepEqual(await mountsUnder(base), []);
-    t.deepEqual(await fs.readdir(join(config.state_dir, 'sandboxes')), []);
+    t.deepEqual(await leftovers(svc, join(config.state_dir, 'sandboxes')), []);
     const st = await run(config.runtimes[handler]!.path, ['--root', config.runtimes[handler]!.root, 'list']).then((r) => r.stdout, () => '');
     t.false(st.includes(id));
     const cgDirs = cgroups.mode === 'v2' ? [join(cgroups.root, `corral-infra-${id}`)] : cgroups.controllers.map((c) => join(cgroups.root, c, `corral-infra-${id}`));

@@ -17,6 +17,7 @@ import { silentLogger } from '../util/log.js';
 import { NetworkManager } from '../network/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { SandboxService, type SandboxConfig } from './service.js';
+import { leftovers } from './testing.js';
 
 const run = promisify(execFile);
 const canRun = process.getuid?.() === 0 && existsSync('/usr/lib/cni/bridge') && existsSync('/usr/bin/nsenter');
@@ -123,8 +124,8 @@ itest('a pod: reachable IP, hostname, sysctls, shm and cgroup; stop + remove lea
   await t.throwsAsync(sh('busybox', ['ping', '-c1', '-W1', ip]));
   await e.svc.remove(id);
   t.deepEqual(await mountsUnder(e.base), []);
-  t.deepEqual(await fs.readdir(join(e.config.root_dir, 'sandboxes')), []);
-  t.deepEqual(await fs.readdir(join(e.config.state_dir, 'sandboxes')), []);
+  t.deepEqual(await leftovers(e.svc, join(e.config.root_dir, 'sandboxes')), []);
+  t.deepEqual(await leftovers(e.svc, join(e.config.state_dir, 'sandboxes')), []);
   const podDirs = e.cgroups.mode === 'v2' ? [join(e.cgroups.root, e.cgroupTop)] : [...e.cgroups.controllers, 'unified'].map((c) => join(e.cgroups.root, c, e.cgroupTop));
   for (const d of podDirs) t.false(existsSync(d), d);
   t.deepEqual(await fs.readdir(join(e.base, 'ipam', `sb${e.rand}`)).then((n) => n.filter((x) => /^\d/.test(x)), () => []), []);
@@ -140,8 +141,8 @@ itest('host network pod: no netns, host hostname; a refused sysctl undoes everyt
 
   await t.throwsAsync(e.svc.run(pod('bad', { sysctls: { 'net.ipv4.no_such_thing': '1' }, cgroup_parent: `${e.cgroupTop}/bad` })), { instanceOf: InvalidArgumentError, message: /net\.ipv4\.no_such_thing/ });
   t.deepEqual(await mountsUnder(e.base), []);
-  t.deepEqual(await fs.readdir(join(e.config.root_dir, 'sandboxes')), []);
-  t.deepEqual(await fs.readdir(join(e.config.state_dir, 'sandboxes')), []);
+  t.deepEqual(await leftovers(e.svc, join(e.config.root_dir, 'sandboxes')), []);
+  t.deepEqual(await leftovers(e.svc, join(e.config.state_dir, 'sandboxes')), []);
 });
 
 itest('restart: a READY pod is READY again with its IP and can be stopped and removed', async (t) => {

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultConfig, type Config } from '../config.js';
@@ -8,7 +8,7 @@ import { FakeSyscalls } from '../linux/fake.js';
 import { silentLogger } from '../util/log.js';
 import type { CgroupInfo } from '../cgroups/detect.js';
 import { SandboxService, sortIps, type SandboxConfig } from './service.js';
-import { FakeContainers, FakeNetwork, FakePinner } from './testing.js';
+import { FakeContainers, FakeNetwork, FakePinner, leftovers } from './testing.js';
 
 interface Env {
   svc: SandboxService;
@@ -123,8 +123,8 @@ test('run: a failing step undoes every earlier one and the name is free again', 
   await t.throwsAsync(svc.run(cfg), { message: /no IP addresses/ });
   t.is(pinner.pinned.size, 0);
   t.deepEqual(network.calls.map((c) => c.split(' ')[0]), ['add', 'del']);
-  t.deepEqual(await fs.readdir(join(config.root_dir, 'sandboxes')), []);
-  t.deepEqual(await fs.readdir(join(config.state_dir, 'sandboxes')), []);
+  t.deepEqual(await leftovers(svc, join(config.root_dir, 'sandboxes')), []);
+  t.deepEqual(await leftovers(svc, join(config.state_dir, 'sandboxes')), []);
   t.false(await exists(join(svc['deps'].cgroups.root, 'memory', 'kubepods', 'podfail')));
   t.is(sys.calls.filter((c) => c.name === 'mount').length, 0);
   // A sysctl refused by the kernel is InvalidArgument naming it, with the same cleanup.
@@ -132,7 +132,7 @@ test('run: a failing step undoes every earlier one and the name is free again', 
   pinner.refuseSysctl = 'net/ipv4/tcp_nope';
   cfg.linux!.sysctls = { 'net.ipv4.tcp_nope': '1' };
   await t.throwsAsync(svc.run(cfg), { instanceOf: InvalidArgumentError, message: /net\.ipv4\.tcp_nope/ });
-  t.deepEqual(await fs.readdir(join(config.root_dir, 'sandboxes')), []);
+  t.deepEqual(await leftovers(svc, join(config.root_dir, 'sandboxes')), []);
   // The name was released: a good config now works.
   cfg.linux!.sysctls = {};
   t.regex(await svc.run(cfg), /^[0-9a-f]{64}$/);
@@ -198,8 +198,8 @@ test('stop and remove: containers first, network down, shm unmounted; idempotent
   t.is(pinner.pinned.size, 0);
   t.throws(() => svc.get(id), { instanceOf: NotFoundError });
   t.throws(() => svc.status(id), { instanceOf: NotFoundError });
-  t.deepEqual(await fs.readdir(join(config.root_dir, 'sandboxes')), []);
-  t.deepEqual(await fs.readdir(join(config.state_dir, 'sandboxes')), []);
+  t.deepEqual(await leftovers(svc, join(config.root_dir, 'sandboxes')), []);
+  t.deepEqual(await leftovers(svc, join(config.state_dir, 'sandboxes')), []);
   // The name is free after removal.
   t.not(await svc.run(podConfig()), id);
 });
@@ -292,8 +292,14 @@ test('restart: READY sandboxes come back with their names; lost pins mean NOTREA
   void e.svc.run(podConfig({}, 'crashed'));
   await inPin;
   e.pinner.gate = undefined;
-  const crashedId = (await fs.readdir(join(e.config.root_dir, 'sandboxes'))).find((d) => d !== id && d !== lost)!;
-  t.truthy(crashedId);
+  // Its record is written while it pins: wait for the record.
+  let crashedId: string | undefined;
+  for (let i = 0; i < 100 && !crashedId; i++) {
+    const dirs = (await fs.readdir(join(e.config.root_dir, 'sandboxes'))).filter((d) => d !== id && d !== lost && !d.startsWith('.'));
+    crashedId = dirs.find((d) => existsSync(join(e.config.root_dir, 'sandboxes', d, 'meta.json')));
+    if (!crashedId) await new Promise((r) => setTimeout(r, 10));
+  }
+  if (!crashedId) return t.fail('the interrupted create left no record');
   // "Reboot" for one pod: its pins vanish.
   for (const p of Object.values(e.svc.get(lost).namespaces)) e.pinner.pinned.delete(p!);
 
@@ -308,6 +314,18 @@ test('restart: READY sandboxes come back with their names; lost pins mean NOTREA
   await svc2.remove(id);
   await svc2.remove(lost);
   t.false(e.network.up.has(id));
+});
+
+test('restart: a run dir without a record (a create cut short before writing it) is swept', async (t) => {
+  const e = await env(t);
+  const orphan = 'ab'.repeat(32);
+  const pin = join(e.config.state_dir, 'sandboxes', orphan, 'ns', 'ipc');
+  await fs.mkdir(join(pin, '..'), { recursive: true });
+  await fs.writeFile(pin, '');
+  e.pinner.pinned.add(pin);
+  const svc2 = await e.reopen();
+  t.false(e.pinner.pinned.has(pin));
+  t.deepEqual(await leftovers(svc2, join(e.config.state_dir, 'sandboxes')), []);
 });
 
 test('sortIps puts IPv4 first', (t) => {

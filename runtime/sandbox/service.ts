@@ -159,6 +159,8 @@ export class SandboxService {
   private infra: InfraRunner | undefined;
   private readonly pinner: NamespacePinner;
   private readonly runRoot: string;
+  /** Run dirs being deleted in the background (close() waits for them). */
+  private readonly pendingRemovals = new Set<Promise<void>>();
   private readonly hostHostname: string;
 
   private constructor(private readonly deps: SandboxServiceDeps) {
@@ -220,7 +222,13 @@ export class SandboxService {
     this.infra = r;
   }
 
+  /** Resolves once the deletions started in the background so far are done. */
+  async settled(): Promise<void> {
+    await Promise.all([this.store.settled(), ...this.pendingRemovals]);
+  }
+
   async close(): Promise<void> {
+    await this.settled();
     await this.pinner.close();
   }
 
@@ -357,9 +365,20 @@ export class SandboxService {
         state: 'NOTREADY', creating: true, namespaces: {}, ips: [], networkUp: false, shmMounted: false,
         cgroupCreated: [], infraRunning: false,
       };
-      await this.store.create(id, meta, status);
-      stack.push('state', () => this.store.remove(id));
-      mark('state');
+      // Effects outside the pod's own dirs (its network, an infra process, a pod cgroup) need the
+      // durable record first, so that recovery can undo them. Any other pod is recorded once,
+      // when ready: a crash before that leaves a state dir without meta.json (load() skips it)
+      // and pins under a run dir without a record, and recovery sweeps both. The record and the
+      // namespaces are made at the same time for the same reason.
+      const recordFirst = modes.network === 'POD' || modes.pid === 'POD' || meta.cgroup !== undefined;
+      const created = recordFirst
+        ? this.store.create(id, meta, status)
+        : fs.mkdir(this.store.path(id), { recursive: true, mode: 0o700 });
+      created.catch(() => undefined);
+      stack.push('state', async () => {
+        await created.catch(() => undefined);
+        await this.store.remove(id);
+      });
 
       // Namespaces: the uts namespace goes with the network one (a host-network pod keeps
       // the node's hostname, as the kubelet expects).
@@ -387,6 +406,8 @@ export class SandboxService {
         // Not persisted yet: after a crash, recovery unpins the fixed paths under the run dir.
         status = { ...status, namespaces: { ...pinned } };
       }
+      await created;
+      mark('state');
 
       if (meta.cgroup) {
         const info = this.deps.cgroups;
@@ -460,7 +481,8 @@ export class SandboxService {
 
       timer.mark('ready');
       status = { ...status, state: 'READY', creating: false, startPhases: timer.toRecord() };
-      await this.store.update(id, () => status);
+      if (recordFirst) await this.store.update(id, () => status);
+      else await this.store.create(id, meta, status);
       this.emit('CONTAINER_CREATED_EVENT', id);
       this.emit('CONTAINER_STARTED_EVENT', id);
       log.debug(`pod sandbox ${id} (${meta.name}) is ready in ${timer.totalMs.toFixed(1)} ms (${timer.describe()})`);
@@ -537,10 +559,11 @@ export class SandboxService {
     await this.stopLocked(id);
     if (this.containers) await this.containers.removeAllInPod(id);
     if (e.meta.modes.pid === 'POD' && this.infra) await this.infra.remove(id);
+    const runDir = this.runDir(id);
     for (const p of [e.status.namespaces.net, e.status.namespaces.ipc, e.status.namespaces.uts]) {
-      if (p) await this.pinner.unpin(p);
+      if (p && !p.startsWith(runDir + '/')) await this.pinner.unpin(p);
     }
-    await this.cleanupRunDir(id);
+    await this.cleanupRunDir(id, true);
     if (e.status.cgroupCreated.length > 0) {
       try {
         await removeCgroupDirs(e.status.cgroupCreated);
@@ -658,6 +681,11 @@ export class SandboxService {
       await this.cleanupRunDir(id).catch((err) => log.warn(`pod sandbox ${id}: cleaning up a crashed create: ${errorMessage(err)}`));
       await this.store.remove(id);
     }
+    // Run dirs without a record: a create that crashed before its record was written.
+    for (const id of await fs.readdir(this.runRoot).catch(() => [] as string[])) {
+      if (this.store.get(id) || skipped.includes(id)) continue;
+      await this.cleanupRunDir(id).catch((err) => log.warn(`pod sandbox ${id}: cleaning up an orphaned run dir: ${errorMessage(err)}`));
+    }
     for (const e of this.store.list()) {
       this.names.reserve(e.meta.name, e.id);
       if (e.status.creating) {
@@ -700,11 +728,21 @@ export class SandboxService {
     this.names.release(meta.name, id);
   }
 
-  private async cleanupRunDir(id: string): Promise<void> {
+  /**
+   * Unpins the namespaces and unmounts shm under a pod's run dir, then deletes it. With
+   * background, the deletion is not waited for: nothing is mounted there any more, and a run
+   * dir left by a crash meanwhile is swept by recovery (it has no record).
+   */
+  private async cleanupRunDir(id: string, background = false): Promise<void> {
     const dir = this.runDir(id);
-    for (const ns of ['net', 'ipc', 'uts']) await this.pinner.unpin(join(dir, 'ns', ns));
+    await Promise.all(['net', 'ipc', 'uts'].map((ns) => this.pinner.unpin(join(dir, 'ns', ns))));
     this.umountShm(join(dir, 'shm'));
-    await fs.rm(dir, { recursive: true, force: true });
+    const removal = fs.rm(dir, { recursive: true, force: true });
+    if (!background) return removal;
+    const done: Promise<void> = removal
+      .catch((err) => { this.deps.logger.warn(`pod sandbox ${id}: removing its run dir: ${errorMessage(err)}`); })
+      .finally(() => this.pendingRemovals.delete(done));
+    this.pendingRemovals.add(done);
   }
 }
 

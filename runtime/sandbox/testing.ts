@@ -77,3 +77,14 @@ export class FakeContainers implements PodContainers {
   async stopAllInPod(podId: string, timeoutSec: number) { this.calls.push(`stop ${podId} ${timeoutSec}`); }
   async removeAllInPod(podId: string) { this.calls.push(`remove ${podId}`); }
 }
+
+/**
+ * What is left in a sandbox state or run dir once the background deletions are done: its
+ * entries, the empty trash not counted (anything still in the trash is listed as .trash/NAME).
+ */
+export async function leftovers(svc: { settled(): Promise<void> }, dir: string): Promise<string[]> {
+  await svc.settled();
+  const names = await fs.readdir(dir);
+  const trash = names.includes('.trash') ? await fs.readdir(join(dir, '.trash')) : [];
+  return [...names.filter((n) => n !== '.trash'), ...trash.map((n) => `.trash/${n}`)];
+}

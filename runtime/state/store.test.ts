@@ -102,6 +102,32 @@ test('remove deletes the directory and is idempotent', async (t) => {
   t.is(store.get(id), undefined);
   await t.throwsAsync(fs.access(join(dir, id)));
   await t.throwsAsync(store.update(id, (s) => s), { instanceOf: NotFoundError });
+  await store.settled();
+  t.deepEqual(await fs.readdir(join(dir, '.trash')), []);
+});
+
+test('a removal sticks across a restart even when the background deletion did not finish', async (t) => {
+  const { dir, store } = await fresh();
+  const [a, b] = [newId(), newId()];
+  await store.create(a, { name: 'a' }, { state: 'x', n: 0 });
+  await store.create(b, { name: 'b' }, { state: 'x', n: 0 });
+  await store.remove(a);
+  await store.settled();
+  // What a crash between the rename and the deletion leaves.
+  await fs.mkdir(join(dir, '.trash', `${b}-dead`), { recursive: true });
+  await fs.writeFile(join(dir, '.trash', `${b}-dead`, 'meta.json'), '{"name":"b"}');
+  const again = new ObjectStore<Meta, Status>(dir, 'container');
+  t.deepEqual(await again.load(), { loaded: 1, skipped: [] });
+  t.deepEqual(again.list().map((e) => e.id), [b]);
+  t.deepEqual(await fs.readdir(dir), [b]);
+});
+
+test('create writes both files at once and leaves no temp file', async (t) => {
+  const { dir, store } = await fresh();
+  const id = newId();
+  await store.create(id, { name: 'a' }, { state: 'x', n: 0 });
+  t.deepEqual((await fs.readdir(join(dir, id))).sort(), ['meta.json', 'status.json']);
+  t.deepEqual(JSON.parse(await fs.readFile(join(dir, id, 'meta.json'), 'utf8')), { name: 'a' });
 });
 
 test('create of an existing id is AlreadyExists', async (t) => {

@@ -4,7 +4,11 @@
  * Each object is a directory `<dir>/<id>/` holding an immutable meta.json (written once,
  * at create) and a status.json that only `update()` changes: it writes a temp file,
  * fsyncs it, renames it over status.json and fsyncs the directory, so a crash at any
- * point leaves either the old or the new status, never a torn one.
+ * point leaves either the old or the new status, never a torn one. create() writes and
+ * fsyncs both files at once and renames meta.json last, so one directory fsync covers both.
+ *
+ * remove() renames the directory into `<dir>/.trash/` (one syscall: the object is gone for a
+ * restart from then on) and deletes it in the background; load() empties the trash first.
  *
  * Lookups accept a unique id prefix, as crictl passes short ids.
  */
@@ -37,6 +41,27 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   await fsyncDir(join(path, '..'));
 }
 
+/** Writes and fsyncs temp files concurrently, renames them in the given order, then fsyncs dir once. */
+export async function writeFilesAtomic(dir: string, files: ReadonlyArray<readonly [name: string, data: string | Uint8Array]>): Promise<void> {
+  const suffix = `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const written = await Promise.allSettled(files.map(async ([name, data]) => {
+    const fh = await fs.open(join(dir, name + suffix), 'w', 0o600);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }));
+  const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(files.map(([name]) => fs.rm(join(dir, name + suffix), { force: true })));
+    throw failed.reason;
+  }
+  for (const [name] of files) await fs.rename(join(dir, name + suffix), join(dir, name));
+  await fsyncDir(dir);
+}
+
 export async function fsyncDir(dir: string): Promise<void> {
   const dh = await fs.open(dir, 'r');
   try {
@@ -50,6 +75,7 @@ export class ObjectStore<M, S> {
   private readonly entries = new Map<string, Entry<M, S>>();
   /** Serialises updates per id so that read-modify-write cycles never interleave. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly pendingRemovals = new Set<Promise<void>>();
 
   /** `kind` names the objects in errors ("container", "pod sandbox"). */
   constructor(readonly dir: string, readonly kind: string) {}
@@ -57,8 +83,10 @@ export class ObjectStore<M, S> {
   /** Reads every object from disk. Leftover temp files are ignored; a dir without meta.json is skipped (a crashed create). */
   async load(): Promise<{ loaded: number; skipped: string[] }> {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await fs.rm(this.trashDir(), { recursive: true, force: true });
     const skipped: string[] = [];
     for (const id of await fs.readdir(this.dir)) {
+      if (id.startsWith('.')) continue;
       try {
         const meta = JSON.parse(await fs.readFile(join(this.dir, id, 'meta.json'), 'utf8')) as M;
         const status = JSON.parse(await fs.readFile(join(this.dir, id, 'status.json'), 'utf8')) as S;
@@ -79,9 +107,8 @@ export class ObjectStore<M, S> {
     if (this.entries.has(id)) throw new AlreadyExistsError(`${this.kind} ${id} already exists`);
     const dir = this.path(id);
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-    // status first: an object is only loaded when meta.json exists, and meta.json is written last.
-    await writeFileAtomic(join(dir, 'status.json'), JSON.stringify(status));
-    await writeFileAtomic(join(dir, 'meta.json'), JSON.stringify(meta));
+    // status first: an object is only loaded when meta.json exists, and meta.json is renamed last.
+    await writeFilesAtomic(dir, [['status.json', JSON.stringify(status)], ['meta.json', JSON.stringify(meta)]]);
     const entry = { id, meta, status };
     this.entries.set(id, entry);
     return entry;
@@ -135,14 +162,40 @@ export class ObjectStore<M, S> {
     }
   }
 
-  /** Forgets the object and deletes its directory; unknown ids succeed. */
+  private trashDir(): string {
+    return join(this.dir, '.trash');
+  }
+
+  /**
+   * Forgets the object and deletes its directory; unknown ids succeed. The rename into the
+   * trash is what makes the removal stick across a restart; the deletion runs in the background.
+   */
   async remove(id: string): Promise<void> {
     this.entries.delete(id);
-    try {
-      await fs.rm(this.path(id), { recursive: true, force: true });
-    } catch (err) {
-      if (!isENOENT(err)) throw err;
+    const trash = join(this.trashDir(), `${id}-${randomBytes(4).toString('hex')}`);
+    if (!(await this.moveToTrash(id, trash))) return;
+    const done = fs.rm(trash, { recursive: true, force: true }).catch(() => undefined).finally(() => this.pendingRemovals.delete(done));
+    this.pendingRemovals.add(done);
+  }
+
+  /** False when the object has no directory. */
+  private async moveToTrash(id: string, trash: string): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fs.rename(this.path(id), trash);
+        return true;
+      } catch (err) {
+        if (!isENOENT(err)) throw err;
+        if (attempt > 0) return false;
+        // Either the object never had a directory or the trash does not exist yet.
+        await fs.mkdir(this.trashDir(), { recursive: true, mode: 0o700 });
+      }
     }
+  }
+
+  /** Resolves once every background deletion started so far has finished (tests, shutdown). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.pendingRemovals]);
   }
 }
 
