@@ -21,6 +21,7 @@ import { EventBus, type ContainerEvent } from './events/index.js';
 import { publishContainerEvents, publishSandboxEvents } from './events/publisher.js';
 
 export type { Config } from './config.js';
+export { podContainerStatuses } from './events/publisher.js';
 export type { Logger } from './util/log.js';
 
 // ---- streaming (runtime/streaming): the contract the streaming server calls ----

@@ -7,6 +7,7 @@
 import test from 'ava';
 import { promises as fs, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { criCall } from '../harness/cri.js';
 import { startHarness, sleep, type Harness } from '../harness/index.js';
 
 const BUSYBOX = 'registry.k8s.io/e2e-test-images/busybox:1.29-2';
@@ -91,6 +92,39 @@ test.serial('create, start, exit code, reason, CRI log format and crictl logs', 
   await h.crictlOk(['rm', '-k', id]);
   t.true(existsSync(st.status.logPath), 'the log belongs to the kubelet and stays');
   await removePod(pod);
+});
+
+test.serial('PodSandboxStatus lists the pod\'s containers with their statuses, and a timestamp (evented PLEG)', async (t) => {
+  const pod = await runPod('podstatus');
+  const ids: string[] = [];
+  try {
+    const status = (id: string) => criCall<any>(h.socket, 'RuntimeService', 'PodSandboxStatus', { pod_sandbox_id: id, verbose: false });
+    const t0 = BigInt(Date.now()) * 1_000_000n;
+    t.deepEqual((await status(pod.id)).containers_statuses, []);
+    const running = await createCtr(pod, 'runs', ['sleep', '3600']);
+    ids.push(running);
+    await h.crictlOk(['start', running]);
+    const created = await createCtr(pod, 'waits', ['true']);
+    ids.push(created);
+    // crictl inspectp prints the pod's status and info only; the RPC's answer has the rest.
+    t.is((await h.crictlJson<any>(['inspectp', '-o', 'json', pod.id])).status.state, 'SANDBOX_READY');
+    const st = await status(pod.id.slice(0, 12));
+    const byId = Object.fromEntries(st.containers_statuses.map((c: any) => [c.id, c]));
+    t.deepEqual(Object.keys(byId).sort(), [running, created].sort(), JSON.stringify(st.containers_statuses));
+    t.is(byId[running].state, 'CONTAINER_RUNNING');
+    t.is(byId[running].metadata.name, 'runs');
+    t.is(byId[created].state, 'CONTAINER_CREATED');
+    // The same ContainerStatus that ContainerStatus answers.
+    const own = await criCall<any>(h.socket, 'RuntimeService', 'ContainerStatus', { container_id: running, verbose: false });
+    t.deepEqual(byId[running], own.status);
+    const ts = BigInt(st.timestamp);
+    t.true(ts >= t0 && ts <= BigInt(Date.now()) * 1_000_000n + 1_000_000n, String(st.timestamp));
+    await h.crictlOk(['stop', '--timeout', '0', running]);
+    t.is((await status(pod.id)).containers_statuses.find((c: any) => c.id === running).state, 'CONTAINER_EXITED');
+  } finally {
+    if (ids.length) await h.crictl(['rm', '-f', ...ids]);
+    await removePod(pod);
+  }
 });
 
 test.serial('large output: every line reaches the CRI log in order', async (t) => {

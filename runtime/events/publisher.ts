@@ -31,13 +31,22 @@ function snapshot(podId: string, sandboxes: EventSandboxes, containers: Pick<Eve
   } catch (err) {
     logger.debug(`events: status of pod sandbox ${podId}: ${errorMessage(err)}`);
   }
-  const containersStatuses: unknown[] = [];
+  return { podSandboxStatus, containersStatuses: podContainerStatuses(podId, containers) };
+}
+
+/**
+ * The ContainerStatus of every container of the pod, as ContainerStatus answers it. Events carry
+ * these, and so does PodSandboxStatus: the kubelet's evented PLEG reads the pod's containers from
+ * there instead of listing them.
+ */
+export function podContainerStatuses(podId: string, containers: Pick<EventContainers, 'list' | 'status'>): unknown[] {
+  const out: unknown[] = [];
   for (const c of containers.list({ pod_sandbox_id: podId })) {
     try {
-      containersStatuses.push(containers.status(c.id, false).status);
+      out.push(containers.status(c.id, false).status);
     } catch { /* removed meanwhile */ }
   }
-  return { podSandboxStatus, containersStatuses };
+  return out;
 }
 
 /** Subscribes to the container service; returns the unsubscribe function. */
