@@ -10,6 +10,7 @@ import { existsSync, readdirSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHarness, runOk, run, sleep, type Harness } from '../harness/index.js';
 import { DAEMON_MAIN } from '../harness/paths.js';
+import { criCall, GRPC_STATUS } from '../harness/cri.js';
 import { ensureImages } from '../harness/registry.js';
 import { loadImages, localName, type ImagesManifest } from '../images/manifest.js';
 import { startRegistry, pushImages, type Registry } from '../registry/registry.js';
@@ -133,6 +134,27 @@ test.serial('basic auth: right credentials pull, a wrong password says unauthori
   const anon = await h.crictl(['pull', ref]);
   t.not(anon.code, 0);
   await h.crictlOk(['pull', '--creds', `${user}:${pass}`, ref]);
+  t.false(h.daemonLog().includes(pass));
+});
+
+test.serial('AuthConfig.server_address: credentials go only to the registry they name', async (t) => {
+  const [user, pass] = Object.entries(basic.users)[0]!;
+  const ref = `${basic.host}/corral/busybox:latest`;
+  // crictl has no flag for server_address: PullImage directly.
+  const pull = (server_address: string) => criCall<{ image_ref: string }>(h.socket, 'ImageService', 'PullImage', { image: { image: ref }, auth: { username: user, password: pass, server_address } });
+  // Drop the tag an earlier test pulled, so that every pull below asks the registry.
+  await h.crictl(['rmi', ref]);
+  const hostOnly = basic.host.replace(/:\d+$/, '');
+  for (const other of ['registry.example.com', `https://registry.example.com/v2/`, hostOnly, `${hostOnly}:1`]) {
+    const err = await pull(other).then(() => undefined, (e: { code: number; details: string }) => e);
+    t.is(err?.code, GRPC_STATUS.UNAUTHENTICATED, other);
+    t.regex(err?.details ?? '', new RegExp(`unauthorized: registry ${basic.host.replace(/\./g, '\\.')}: anonymous access denied \\(.*not sent`), other);
+  }
+  t.false((await images()).some((i) => i.repoTags.includes(ref)));
+  for (const same of [basic.host, `http://${basic.host}/v2/`]) {
+    t.regex((await pull(same)).image_ref, /^sha256:[0-9a-f]{64}$/, same);
+    await h.crictlOk(['rmi', ref]);
+  }
   t.false(h.daemonLog().includes(pass));
 });
 

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { credentialsFrom, parseChallenges } from './auth.js';
+import { credentialsForHost, credentialsFrom, parseChallenges, registryHostOf } from './auth.js';
 
 test('bearer challenge with quoted params', (t) => {
   t.deepEqual(parseChallenges('Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push"'), [
@@ -23,4 +23,41 @@ test('CRI AuthConfig fields', (t) => {
   t.deepEqual(credentialsFrom({ auth: Buffer.from('u:p:with:colons').toString('base64') }), { kind: 'basic', username: 'u', password: 'p:with:colons' });
   t.deepEqual(credentialsFrom({ identity_token: 'it', username: 'u' }), { kind: 'identity', token: 'it' });
   t.deepEqual(credentialsFrom({ registry_token: 'rt', identity_token: 'it' }), { kind: 'registry', token: 'rt' });
+});
+
+test('server_address: the registry host it names, in the forms docker config files and the kubelet use', (t) => {
+  const cases: Array<[string, string]> = [
+    ['registry.example.com', 'registry.example.com'],
+    ['Registry.Example.com:5000', 'registry.example.com:5000'],
+    ['https://registry.example.com/v2/', 'registry.example.com'],
+    ['https://registry.example.com:443', 'registry.example.com'],
+    ['registry.example.com:443', 'registry.example.com'],
+    ['http://127.0.0.1:5000/some/path', '127.0.0.1:5000'],
+    ['127.0.0.1:5000/some/path', '127.0.0.1:5000'],
+    ['https://index.docker.io/v1/', 'docker.io'],
+    ['registry-1.docker.io', 'docker.io'],
+    ['docker.io', 'docker.io'],
+    ['[::1]:5000', '[::1]:5000'],
+    [' https://user@quay.io/ ', 'quay.io'],
+  ];
+  for (const [addr, host] of cases) t.is(registryHostOf(addr), host, addr);
+});
+
+test('credentials go to the host of their server_address only; without one, everywhere', (t) => {
+  const c = credentialsFrom({ username: 'u', password: 'p', server_address: 'https://reg.example.com:5000/' });
+  t.deepEqual(c, { kind: 'basic', username: 'u', password: 'p', server: 'reg.example.com:5000' });
+  t.is(credentialsForHost(c, 'reg.example.com:5000'), c);
+  t.is(credentialsForHost(c, 'REG.example.com:5000'), c);
+  t.deepEqual(credentialsForHost(c, 'reg.example.com'), { kind: 'anonymous' }, 'another port is another registry');
+  t.deepEqual(credentialsForHost(c, 'mirror.example.com:5000'), { kind: 'anonymous' });
+  const hub = credentialsFrom({ auth: Buffer.from('u:p').toString('base64'), server_address: 'https://index.docker.io/v1/' });
+  t.is(credentialsForHost(hub, 'docker.io'), hub);
+  t.deepEqual(credentialsForHost(hub, '127.0.0.1:5000'), { kind: 'anonymous' });
+  for (const other of [credentialsFrom({ identity_token: 'it', server_address: 'a.io' }), credentialsFrom({ registry_token: 'rt', server_address: 'a.io' })]) {
+    t.is(credentialsForHost(other, 'a.io'), other);
+    t.deepEqual(credentialsForHost(other, 'b.io'), { kind: 'anonymous' });
+  }
+  const anywhere = credentialsFrom({ username: 'u', password: 'p' });
+  t.is(credentialsForHost(anywhere, 'any.example.com'), anywhere);
+  t.deepEqual(credentialsFrom({ server_address: 'a.io' }), { kind: 'anonymous' });
 });

@@ -19,23 +19,66 @@ export interface AuthConfig {
 
 export type Credentials =
   | { kind: 'anonymous' }
-  | { kind: 'basic'; username: string; password: string }
-  /** An OAuth2 refresh token, exchanged at the token endpoint. */
-  | { kind: 'identity'; token: string }
-  /** A bearer token sent to the registry as it is. */
-  | { kind: 'registry'; token: string };
+  | ((
+    | { kind: 'basic'; username: string; password: string }
+    /** An OAuth2 refresh token, exchanged at the token endpoint. */
+    | { kind: 'identity'; token: string }
+    /** A bearer token sent to the registry as it is. */
+    | { kind: 'registry'; token: string }
+  ) & {
+    /**
+     * The registry host[:port] the credentials were given for (AuthConfig.server_address,
+     * normalised by registryHostOf); absent when the caller named none.
+     */
+    server?: string;
+  });
 
 export function credentialsFrom(a: AuthConfig | null | undefined): Credentials {
   if (!a) return { kind: 'anonymous' };
-  if (a.registry_token) return { kind: 'registry', token: a.registry_token };
-  if (a.identity_token) return { kind: 'identity', token: a.identity_token };
-  if (a.username) return { kind: 'basic', username: a.username, password: a.password ?? '' };
+  const server = a.server_address ? { server: registryHostOf(a.server_address) } : {};
+  if (a.registry_token) return { kind: 'registry', token: a.registry_token, ...server };
+  if (a.identity_token) return { kind: 'identity', token: a.identity_token, ...server };
+  if (a.username) return { kind: 'basic', username: a.username, password: a.password ?? '', ...server };
   if (a.auth) {
     const dec = Buffer.from(a.auth, 'base64').toString('utf8');
     const i = dec.indexOf(':');
-    if (i > 0) return { kind: 'basic', username: dec.slice(0, i), password: dec.slice(i + 1) };
+    if (i > 0) return { kind: 'basic', username: dec.slice(0, i), password: dec.slice(i + 1), ...server };
   }
   return { kind: 'anonymous' };
+}
+
+/** Names of Docker Hub in docker config files and references; all mean the registry "docker.io". */
+const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+
+/**
+ * The host[:port] of a registry as AuthConfig.server_address or an endpoint names it: "host",
+ * "host:port" or a URL ("https://index.docker.io/v1/", "http://host:5000/path"). Lower-cased;
+ * ":443" and Docker Hub's aliases are folded, since docker config files key Docker Hub as
+ * "https://index.docker.io/v1/" while references say "docker.io".
+ */
+export function registryHostOf(address: string): string {
+  const a = address.trim();
+  let host = a.split(/[/?#]/, 1)[0]!;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(a)) {
+    try {
+      host = new URL(a).host;
+    } catch {
+      host = a.replace(/^[^:]*:\/\//, '').split(/[/?#]/, 1)[0]!;
+    }
+  }
+  host = host.toLowerCase().replace(/:443$/, '');
+  return DOCKER_HUB_ALIASES.has(host) ? 'docker.io' : host;
+}
+
+/**
+ * The credentials to present to the registry or mirror at `host`: a caller that said which
+ * registry its credentials are for (server_address) gets them sent there only, everything else
+ * is asked anonymously, as containerd does; without server_address they go to every endpoint
+ * of the pull (the image's registry and the mirrors the operator configured for it).
+ */
+export function credentialsForHost(creds: Credentials, host: string): Credentials {
+  if (creds.kind === 'anonymous' || creds.server === undefined) return creds;
+  return creds.server === registryHostOf(host) ? creds : { kind: 'anonymous' };
 }
 
 export function basicHeader(username: string, password: string): string {

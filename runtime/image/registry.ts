@@ -15,7 +15,7 @@ import {
   InvalidArgumentError, NotFoundError, RuntimeError, UnauthenticatedError, UnavailableError, errorMessage,
 } from '../errors.js';
 import type { Logger } from '../util/log.js';
-import { basicHeader, parseChallenges, type Credentials } from './auth.js';
+import { basicHeader, credentialsForHost, parseChallenges, type Credentials } from './auth.js';
 import { readBody, request, type HttpResponse } from './http.js';
 import { DOCKER_DOMAIN } from './reference.js';
 
@@ -127,7 +127,11 @@ export class RegistryClient {
   }
 
   /** Sends a request to the endpoint, choosing https or http and answering auth challenges. */
-  private async call(ep: Endpoint, repo: string, path: string, creds: Credentials, signal: AbortSignal, headers: Record<string, string> = {}, method = 'GET'): Promise<HttpResponse> {
+  private async call(ep: Endpoint, repo: string, path: string, given: Credentials, signal: AbortSignal, headers: Record<string, string> = {}, method = 'GET'): Promise<HttpResponse> {
+    // Credentials given for one registry (server_address) are never shown to another host,
+    // mirrors included: that host is asked anonymously.
+    const creds = credentialsForHost(given, ep.host);
+    const withheld = creds !== given && given.kind !== 'anonymous' ? given.server : undefined;
     const scope = `repository:${this.repoOn(ep, repo)}:pull`;
     const tokenKey = `${ep.origin}|${scope}|${credsKey(creds)}`;
     const send = async (auth?: string): Promise<HttpResponse> => {
@@ -162,19 +166,20 @@ export class RegistryClient {
     } else if (basic && creds.kind === 'basic') {
       auth = basicHeader(creds.username, creds.password);
     } else {
-      throw this.unauthorized(ep, creds);
+      throw this.unauthorized(ep, creds, withheld);
     }
     res = await send(auth);
     if (res.status === 401) {
       res.body.resume();
       this.tokens.delete(tokenKey);
-      throw this.unauthorized(ep, creds);
+      throw this.unauthorized(ep, creds, withheld);
     }
     return res;
   }
 
-  private unauthorized(ep: Endpoint, creds: Credentials): UnauthenticatedError {
-    const how = creds.kind === 'anonymous' ? 'anonymous access denied' : 'the credentials were rejected';
+  private unauthorized(ep: Endpoint, creds: Credentials, withheldFor?: string): UnauthenticatedError {
+    let how = creds.kind === 'anonymous' ? 'anonymous access denied' : 'the credentials were rejected';
+    if (withheldFor !== undefined) how += ` (the pull's credentials are for registry ${withheldFor} and were not sent here)`;
     return new UnauthenticatedError(`unauthorized: registry ${ep.host}${ep.mirror ? ' (mirror)' : ''}: ${how}`);
   }
 

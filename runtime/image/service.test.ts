@@ -301,3 +301,35 @@ rtest('a loopback registry that never answers a TLS hello is reached over plain 
   t.truthy(await svc.pull(`127.0.0.1:${port}/quiet`, null, never));
   t.true(Date.now() - t0 < 15_000);
 });
+
+rtest('server_address: credentials go only to that registry; others are asked anonymously', async (t) => {
+  const { reg, svc } = await setup(t, () => undefined, { auth: { kind: 'basic', username: 'bob', password: 'pw' } });
+  reg.push('private', 'latest', busy());
+  const err = await t.throwsAsync(svc.pull(`${reg.host}/private`, { username: 'bob', password: 'pw', server_address: 'registry.example.com' }, never));
+  t.is((err as { kind?: string }).kind, 'Unauthenticated');
+  t.regex(err!.message, new RegExp(`unauthorized: registry ${reg.host}: anonymous access denied \\(.*registry\\.example\\.com.*not sent`));
+  t.true(reg.log.every((l) => !l.headers.authorization), 'no request carried the credentials');
+  t.truthy(await svc.pull(`${reg.host}/private`, { username: 'bob', password: 'pw', server_address: `http://${reg.host}/v2/` }, never));
+  t.true(reg.log.some((l) => l.headers.authorization?.startsWith('Basic ')));
+});
+
+rtest('server_address of the upstream: its mirror on another host is asked anonymously', async (t) => {
+  const upstream = await new FakeRegistry().start();
+  t.teardown(() => upstream.stop());
+  const { reg: mirror, svc } = await setup(t, (c, m) => {
+    c.registries[upstream.host] = { mirrors: [`http://${m.host}/up`], insecure: false, ca_file: '' };
+  }, { auth: { kind: 'basic', username: 'bob', password: 'pw' } });
+  const img = busy();
+  mirror.push('up/team/app', '1.0', img);
+  const ref = `${upstream.host}/team/app:1.0`;
+  const creds = { username: 'bob', password: 'pw' };
+  // For the upstream: the mirror sees no credentials, refuses, and the upstream lacks the image.
+  const err = await t.throwsAsync(svc.pull(ref, { ...creds, server_address: upstream.host }, never));
+  t.regex(err!.message, /unauthorized: registry .* \(mirror\): anonymous access denied/);
+  t.true(mirror.log.every((l) => !l.headers.authorization));
+  t.true(upstream.log.every((l) => !l.headers.authorization?.startsWith('Basic')));
+  // Named for the mirror's host, or for no host at all: the mirror gets them.
+  t.is(await svc.pull(ref, { ...creds, server_address: mirror.host }, never), img.configDigest);
+  await svc.remove(img.configDigest);
+  t.is(await svc.pull(ref, creds, never), img.configDigest);
+});
