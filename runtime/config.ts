@@ -78,6 +78,16 @@ export interface Config {
   };
   /** Starts slower than this (ms) get a debug line naming their slowest phase. */
   slow_start_threshold_ms: number;
+  image: {
+    /**
+     * Images reported as pinned (the kubelet's image GC never removes them), matched against
+     * every repo tag and repo digest: "registry.k8s.io/pause:3.10" (exact; short names are
+     * normalised, "busybox" is docker.io/library/busybox:latest), "registry.k8s.io/pause*"
+     * (glob: the name starts with the text before the trailing *) or "*pause*" (keyword: the
+     * name contains it). A * anywhere else is a startup error.
+     */
+    pinned_images: string[];
+  };
 }
 
 type Leaf = 'string' | 'integer' | 'boolean' | 'string[]';
@@ -108,6 +118,7 @@ export const SCHEMA: { table: Record<keyof Config, Schema> } = {
     pod: { table: { shm_size: 'integer', infra_command: 'string[]' } },
     metrics: { table: { address: 'string' } },
     slow_start_threshold_ms: 'integer',
+    image: { table: { pinned_images: 'string[]' } },
   },
 };
 
@@ -139,6 +150,7 @@ export function defaultConfig(): Config {
     pod: { shm_size: 64 * 1024 * 1024, infra_command: ['/usr/bin/catatonit', '-P'] },
     metrics: { address: '' },
     slow_start_threshold_ms: 2000,
+    image: { pinned_images: [] },
   };
 }
 
@@ -225,6 +237,11 @@ function validate(cfg: Config, file: string): void {
       if (!/^https?:\/\/[^/]+/.test(m)) {
         throw new InvalidArgumentError(`config ${file}: key "registries.${name}.mirrors" must hold http(s) URLs, got ${JSON.stringify(m)}`);
       }
+    }
+  }
+  for (const p of cfg.image.pinned_images) {
+    if (!p || /\*./.test(p.replace(/^\*(?=.*\*$)/, ''))) {
+      throw new InvalidArgumentError(`config ${file}: key "image.pinned_images" holds ${JSON.stringify(p)}: a pattern is a name, a name ending in *, or *keyword*`);
     }
   }
   if (cfg.streaming.port < 0 || cfg.streaming.port > 65535) {

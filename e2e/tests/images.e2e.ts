@@ -49,6 +49,8 @@ test.before(async () => {
         'mirror-test.invalid': { mirrors: ['http://127.0.0.1:9/dead', `${plain.url}/nothing-here`, `${plain.url}/docker.io`] },
       },
       pull: { max_concurrent_downloads: 4 },
+      // One pattern of each form: glob, keyword, exact (a name without a tag means :latest).
+      image: { pinned_images: ['docker.io/library/busybox:*', '*test-image-user-uid*', 'gcr.io/k8s-staging-cri-tools/test-image-user-username'] },
     },
   });
 });
@@ -103,6 +105,22 @@ test.serial('uid and username come from the image config', async (t) => {
     if (field === 'uid') t.truthy(st.status.uid?.value, JSON.stringify(st.status));
     else t.truthy(st.status.username, JSON.stringify(st.status));
   }
+});
+
+test.serial('pinned images: image.pinned_images patterns mark images pinned in images and inspecti; rmi still removes them', async (t) => {
+  const other = local('corral/compress:gzip');
+  await h.crictlOk(['pull', other]);
+  const pinned = Object.fromEntries((await images()).flatMap((i) => i.repoTags.map((tag) => [tag, i.pinned])));
+  t.true(pinned['docker.io/library/busybox:latest'], 'glob');
+  t.true(pinned['gcr.io/k8s-staging-cri-tools/test-image-user-uid:latest'], 'keyword');
+  t.true(pinned['gcr.io/k8s-staging-cri-tools/test-image-user-username:latest'], 'exact');
+  t.false(pinned[other]);
+  t.true((await inspect('busybox')).status.pinned);
+  t.false((await inspect(other)).status.pinned);
+  // Pinning keeps the kubelet's image GC away; an explicit RemoveImage still removes.
+  const uid = 'gcr.io/k8s-staging-cri-tools/test-image-user-uid:latest';
+  await h.crictlOk(['rmi', uid]);
+  t.false((await images()).some((i) => i.repoTags.includes(uid)));
 });
 
 test.serial('multi-platform index and manifest list resolve to this host', async (t) => {

@@ -333,3 +333,23 @@ rtest('server_address of the upstream: its mirror on another host is asked anony
   await svc.remove(img.configDigest);
   t.is(await svc.pull(ref, creds, never), img.configDigest);
 });
+
+rtest('pinned images: ListImages and ImageStatus report config image.pinned_images; RemoveImage still removes them', async (t) => {
+  const { reg, svc } = await setup(t, (c, r) => {
+    c.image.pinned_images = [`${r.host}/infra/*`, '*keep-me*'];
+  });
+  const a = busy('a');
+  const b = busy('b');
+  const c = busy('c');
+  reg.push('infra/pause', '1', a);
+  reg.push('team/keep-me', '1', b);
+  reg.push('team/app', '1', c);
+  for (const r of ['infra/pause:1', 'team/keep-me:1', 'team/app:1']) await svc.pull(`${reg.host}/${r}`, null, never);
+  const pinned = Object.fromEntries(svc.list().map((i) => [i.repoTags[0], i.pinned]));
+  t.deepEqual(pinned, { [`${reg.host}/infra/pause:1`]: true, [`${reg.host}/team/keep-me:1`]: true, [`${reg.host}/team/app:1`]: false });
+  t.true((await svc.status(`${reg.host}/infra/pause:1`))!.image.pinned);
+  t.false((await svc.status(c.configDigest))!.image.pinned);
+  t.true(svc.list(`${reg.host}/team/keep-me:1`)[0]!.pinned);
+  await svc.remove(a.configDigest);
+  t.is(svc.resolve(a.configDigest), undefined);
+});

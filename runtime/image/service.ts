@@ -29,6 +29,7 @@ import { UnpackPool } from './unpack-pool.js';
 import { hostPlatform, selectPlatform, type Platform, type PlatformDescriptor } from './platform.js';
 import { formatReference, parseReference, repoName, tagRef, tryParseReference, type Reference } from './reference.js';
 import { MEDIA, RegistryClient, sha256, type Endpoint } from './registry.js';
+import { pinnedMatcher } from './pinned.js';
 import { ImageStore, type ImageRecord, type LayerInfo, type StoredImage } from './store.js';
 
 export type { ImageRecord } from './store.js';
@@ -129,6 +130,8 @@ export class ImageService {
   private gcChain: Promise<unknown> = Promise.resolve();
   /** Set by create() from its deps. */
   private metrics: Metrics | undefined;
+  /** config.image.pinned_images; applied when images are reported, so a config change needs no rewrite of records. */
+  private readonly isPinned: (img: ImageRecord) => boolean;
 
   private constructor(
     private readonly config: Config,
@@ -144,6 +147,7 @@ export class ImageService {
   ) {
     this.downloads = new Semaphore(Math.max(1, config.pull.max_concurrent_downloads));
     this.platform = platform;
+    this.isPinned = pinnedMatcher(config.image?.pinned_images ?? []);
   }
 
   static async create(deps: ImageServiceDeps): Promise<ImageService> {
@@ -242,9 +246,14 @@ export class ImageService {
   list(filter?: string): ImageRecord[] {
     if (filter) {
       const f = this.find(filter);
-      return f ? [f.img] : [];
+      return f ? [this.reported(f.img)] : [];
     }
-    return this.images.list();
+    return this.images.list().map((img) => this.reported(img));
+  }
+
+  /** The record as ListImages and ImageStatus report it. */
+  private reported<T extends ImageRecord>(img: T): T {
+    return { ...img, pinned: img.pinned || this.isPinned(img) };
   }
 
   /** The image and, for verbose status, manifest and config. */
@@ -252,7 +261,7 @@ export class ImageService {
     const f = this.find(ref);
     if (!f) return undefined;
     const m = await this.content.read(f.img.manifestDigest);
-    return { image: f.img, manifest: m ? JSON.parse(m.toString('utf8')) : undefined, layers: f.img.layers };
+    return { image: this.reported(f.img), manifest: m ? JSON.parse(m.toString('utf8')) : undefined, layers: f.img.layers };
   }
 
   // ---- pull ----
