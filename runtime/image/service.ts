@@ -639,6 +639,11 @@ export class ImageService {
     return { ...u, mountpoint: upper };
   }
 
+  /** Resolves once the unpack workers (started with the service) are loaded: a daemon has had them since boot. */
+  async ready(): Promise<void> {
+    await this.pool?.ready();
+  }
+
   async close(): Promise<void> {
     this.watcher?.close();
     await this.pool?.close();

@@ -3,6 +3,10 @@
  * threads. The main thread only reads the network and forwards bytes, so parallel layers use
  * every core instead of queueing behind each other and behind RPC handling on one thread.
  *
+ * Bytes travel in batches of up to BATCH bytes copied into a buffer of their own, whose memory
+ * is transferred to the worker (not cloned): network reads are 16-64 KiB, and posting each one
+ * costs a structured clone and leaves garbage on the thread that serves every RPC.
+ *
  * Flow control: at most MAX_INFLIGHT bytes per layer are sent ahead of what the worker has
  * consumed. One worker per core, each interleaving the layers it is given; started at creation
  * (loading the modules costs ~60 ms of CPU per worker, better paid before the first pull) and
@@ -14,10 +18,13 @@ import { CancelledError, RuntimeError, type ErrorKind } from '../errors.js';
 import type { UnpackStats } from '../snapshot/unpack.js';
 
 const MAX_INFLIGHT = 8 << 20;
+const BATCH = 1 << 20;
 const IDLE_MS = 30_000;
 
 interface Slot {
   worker: Worker;
+  /** Settles when the worker has loaded its modules (or died). */
+  loaded: Promise<void>;
   jobs: number;
   dead: boolean;
   idleTimer?: NodeJS.Timeout;
@@ -35,7 +42,13 @@ export class UnpackPool {
   private spawn(): Slot {
     const worker = new Worker(new URL('./unpack-worker.js', import.meta.url));
     worker.unref();
-    const slot: Slot = { worker, jobs: 0, dead: false };
+    const loaded = new Promise<void>((resolve) => {
+      const onMessage = (m: { t?: string }) => { if (m?.t === 'ready') done(); };
+      const done = () => { worker.off('message', onMessage); worker.off('exit', done); resolve(); };
+      worker.on('message', onMessage);
+      worker.once('exit', done);
+    });
+    const slot: Slot = { worker, loaded, jobs: 0, dead: false };
     const gone = () => {
       slot.dead = true;
       const i = this.slots.indexOf(slot);
@@ -67,6 +80,11 @@ export class UnpackPool {
   private release(slot: Slot): void {
     slot.jobs--;
     if (slot.jobs === 0 && !slot.dead) this.idle(slot);
+  }
+
+  /** Resolves once the workers started so far have loaded their modules. */
+  async ready(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.loaded));
   }
 
   /** Unpacks the compressed stream src into dir on a worker; rejects with the worker's error kind. */
@@ -107,14 +125,32 @@ export class UnpackPool {
     });
     result.catch(() => undefined);
     w.postMessage({ t: 'start', job, dir, blobDigest: blobDigest ?? '', diffId });
+    let batch: Buffer | undefined;
+    let used = 0;
+    const flush = async () => {
+      if (!batch || used === 0) return;
+      const chunk = batch.subarray(0, used);
+      batch = undefined;
+      w.postMessage({ t: 'data', job, chunk }, [chunk.buffer as ArrayBuffer]);
+      inflight += used;
+      used = 0;
+      while (inflight >= MAX_INFLIGHT && !finished) await new Promise<void>((r) => { wake = r; });
+      wake = undefined;
+    };
     try {
       for await (const chunk of src) {
         if (finished) break;
-        w.postMessage({ t: 'data', job, chunk });
-        inflight += chunk.length;
-        while (inflight >= MAX_INFLIGHT && !finished) await new Promise<void>((r) => { wake = r; });
-        wake = undefined;
+        let off = 0;
+        while (off < chunk.length) {
+          // allocUnsafeSlow: a buffer that owns its ArrayBuffer (never a pool slice), so it can be transferred.
+          batch ??= Buffer.allocUnsafeSlow(BATCH);
+          const n = chunk.copy(batch, used, off);
+          used += n;
+          off += n;
+          if (used === BATCH) await flush();
+        }
       }
+      await flush();
       if (!finished) w.postMessage({ t: 'end', job });
     } catch (err) {
       // The source failed (network, cancel): stop the worker's job, then report the source error.

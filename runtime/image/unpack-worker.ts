@@ -59,3 +59,5 @@ port.on('message', (m: { t: string; job: number; dir?: string; blobDigest?: stri
   else if (m.t === 'abort') job.aborted = true;
   job.wake?.();
 });
+
+port.postMessage({ t: 'ready' });
