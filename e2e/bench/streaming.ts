@@ -12,6 +12,15 @@ import { DIST, tool } from '../harness/paths.js';
 import { freePort } from '../harness/exec.js';
 import { CriClient, interrupt, latencyRows, newResult, p50, podConfig, removePods, round, sh, sleep, timed, unimplemented, type BenchResult } from './lib.js';
 
+/**
+ * Untimed pause before every timed exec, corral's and the floor's alike. Joining the
+ * container's v1 cgroups waits for an RCU grace period unless another cgroup migration ran in
+ * the last few tens of ms: measured here, `crun exec` takes ~5.6 ms right after another exec
+ * and ~17 ms after 50 ms of quiet. Without the pause, whichever side runs second gets the
+ * cheap case (the floor used to follow corral's exec directly).
+ */
+const EXEC_GAP_MS = 100;
+
 export interface StreamingOptions { execRuns: number; transferMB: number; transferRuns: number }
 
 interface SpdyClientModule {
@@ -65,16 +74,20 @@ export async function benchStreaming(h: Harness, cri: CriClient, opts: Streaming
     for (let i = 0; i < opts.execRuns + 2 && Date.now() < deadline && !interrupt.requested; i++) {
       const keep = i >= 2; // two warm-up rounds
       // crictl's time to start and dial without streaming anything: how much of the above is crictl's.
+      await sleep(EXEC_GAP_MS);
       const v0 = performance.now();
       await h.crictl(['version'], { timeoutMs: 30_000 });
       const v = performance.now() - v0;
+      await sleep(EXEC_GAP_MS);
       const t0 = performance.now();
       const c = await h.crictl(['exec', ctr, 'true'], { timeoutMs: 30_000 });
       const ce = performance.now() - t0;
       if (c.code !== 0) throw new Error(`crictl exec: ${c.stderr}`);
+      await sleep(EXEC_GAP_MS);
       const fe = await timed(() => sh(runtime, [...(runtimeRoot ? [`--root=${runtimeRoot}`] : []), 'exec', ctr, 'true'], 30_000));
       if (keep) { crictlExec.push(ce); crictlVersion.push(v); floorExec.push(fe); }
       if (!skip.has('ExecSync')) {
+        await sleep(EXEC_GAP_MS);
         try {
           const t = await timed(async () => {
             const r = await cri.call<{ exit_code: number }>('ExecSync', { container_id: ctr, cmd: ['true'], timeout: 10 });
@@ -89,6 +102,7 @@ export async function benchStreaming(h: Harness, cri: CriClient, opts: Streaming
         }
       }
       if (spdy && !skip.has('Exec')) {
+        await sleep(EXEC_GAP_MS);
         try {
           const t = await timed(async () => {
             const { url } = await cri.call<{ url: string }>('Exec', { container_id: ctr, cmd: ['true'], stdout: true, stderr: true });

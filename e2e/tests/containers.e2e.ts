@@ -178,6 +178,8 @@ test.serial('exec --sync: output, exit code, and a timeout', async (t) => {
   const r = await h.crictl(['exec', '-s', id, 'sh', '-c', 'echo out; echo err >&2; exit 4']);
   t.not(r.code, 0);
   t.regex(r.stderr, /exited with 4: err/);
+  // The exec'd process is in every cgroup of the container (exec skips the hybrid-host wrapper).
+  t.is((await h.crictlOk(['exec', '-s', id, 'cat', '/proc/self/cgroup'])).toString(), (await h.crictlOk(['exec', '-s', id, 'cat', '/proc/1/cgroup'])).toString());
   const t0 = Date.now();
   const to = await h.crictl(['exec', '-s', '--timeout', '1', id, 'sleep', '30']);
   t.not(to.code, 0);

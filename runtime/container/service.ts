@@ -197,12 +197,22 @@ export class ContainerService {
     return this.deps.runtimes.get(e.meta.runtimeHandler);
   }
 
+  /** The handler's sealed copy when it still runs the binary the container was made with. */
+  private runtimeExecPath(e: Entry<ContainerMeta, ContainerStatusRecord>): string {
+    try {
+      const rt = this.runtimeOf(e);
+      return rt.handler.path === e.meta.runtimePath ? rt.directPath : e.meta.runtimePath;
+    } catch {
+      return e.meta.runtimePath;
+    }
+  }
+
   private view(e: Entry<ContainerMeta, ContainerStatusRecord>): ContainerView {
     const m = e.meta;
     const s = e.status;
     return {
       id: e.id, podId: m.podId, name: m.name, metadata: m.metadata, state: s.state, pid: s.pid, conmonPid: s.conmonPid,
-      runtimeHandler: m.runtimeHandler, runtimePath: m.runtimePath, runtimeRoot: m.runtimeRoot,
+      runtimeHandler: m.runtimeHandler, runtimePath: m.runtimePath, runtimeExecPath: this.runtimeExecPath(e), runtimeRoot: m.runtimeRoot,
       bundleDir: m.bundleDir, rootfs: m.rootfs, logPath: m.logPath, spec: this.specs.get(e.id),
       attachSocketPath: m.attachSocketPath, ctlFifoPath: m.ctlFifoPath, user: m.user,
       tty: !!m.config?.tty, stdin: !!m.config?.stdin, stdinOnce: !!m.config?.stdin_once,

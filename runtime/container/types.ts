@@ -82,6 +82,8 @@ export interface ContainerView {
   conmonPid: number;
   runtimeHandler: string;
   runtimePath: string;
+  /** What corral executes for the runtime itself: a sealed copy of runtimePath (oci/runtime.ts). */
+  runtimeExecPath: string;
   runtimeRoot: string;
   bundleDir: string;
   rootfs: string;

@@ -19,6 +19,7 @@ import type { Config, RuntimeHandlerConfig } from '../config.js';
 import type { CgroupInfo } from '../cgroups/detect.js';
 import type { Logger } from '../util/log.js';
 import { InternalError, NotFoundError, errorMessage } from '../errors.js';
+import { SealedBinaries } from '../linux/sealed.js';
 
 /** What `<runtime> state` prints (the OCI runtime spec's state). */
 export interface OciState {
@@ -39,6 +40,11 @@ export interface RuntimeHandler {
   options: string[];
   /** The binary conmon and corral run: `path`, or the hybrid wrapper for crun. */
   monitorPath: string;
+  /**
+   * What corral executes for commands it runs itself without the wrapper (start, state, kill,
+   * exec): a sealed in-memory copy of `path` (runtime/linux/sealed.ts); `path` when absent.
+   */
+  directPath?: () => string;
 }
 
 export interface RunResult { stdout: string; stderr: string; code: number | null; signal: NodeJS.Signals | null }
@@ -78,17 +84,22 @@ export class OciRuntime {
 
   get name(): string { return this.handler.name; }
 
+  /** The executable for commands that skip the wrapper (see RuntimeHandler.directPath). */
+  get directPath(): string { return this.handler.directPath?.() ?? this.handler.path; }
+
   private args(rest: string[]): string[] {
     return [...this.handler.options, '--root', this.handler.root, ...rest];
   }
 
   /**
-   * Through monitorPath: the hybrid wrapper must see every command that touches cgroups
-   * (create, delete, update, exec). start/state/kill do not, and skip its ~6 ms.
+   * Through monitorPath: the hybrid wrapper must see the commands that make, change or remove
+   * cgroups (create, delete, update, kill --all). start/state/kill do not, and skip its ~6 ms;
+   * neither does exec, which joins the container's cgroups as recorded in the runtime's state
+   * (measured on a hybrid host: an exec'd process lands in every v1 cgroup of the container).
    */
   private async run(rest: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
     const direct = rest[0] === 'start' || rest[0] === 'state' || (rest[0] === 'kill' && !rest.includes('--all'));
-    return runCommand(direct ? this.handler.path : this.handler.monitorPath, this.args(rest), opts);
+    return runCommand(direct ? this.directPath : this.handler.monitorPath, this.args(rest), opts);
   }
 
   private fail(what: string, id: string, r: RunResult): never {
@@ -144,7 +155,7 @@ export class OciRuntime {
 
   /** argv of `exec` for a process.json; the caller spawns it to stream its stdio. */
   execArgs(id: string, processPath: string, pidFile: string): { file: string; args: string[] } {
-    return { file: this.handler.monitorPath, args: this.args(['exec', '--process', processPath, '--pid-file', pidFile, id]) };
+    return { file: this.directPath, args: this.args(['exec', '--process', processPath, '--pid-file', pidFile, id]) };
   }
 }
 
@@ -180,8 +191,9 @@ export class OciRuntimes {
   static async create(config: Config, cgroups: CgroupInfo, logger: Logger): Promise<OciRuntimes> {
     const usable = new Map<string, string | undefined>(); // name -> why it cannot run (undefined: fine)
     const handlers: RuntimeHandler[] = [];
+    const sealed = new SealedBinaries((path, err) => logger.warn(`OCI runtime ${path}: no sealed copy (it will copy itself on every command): ${errorMessage(err)}`));
     for (const [name, h] of Object.entries(config.runtimes)) {
-      const rh: RuntimeHandler = { name, path: h.path, root: h.root, options: h.options, monitorPath: h.path };
+      const rh: RuntimeHandler = { name, path: h.path, root: h.root, options: h.options, monitorPath: h.path, directPath: () => sealed.execPath(h.path) };
       let problem = await versionProblem(h);
       if (!problem && isCrun(h) && crunNeedsHybridWorkaround(cgroups)) {
         const wrapper = join(config.state_dir, 'bin', `${name}-hybrid`);

@@ -132,7 +132,7 @@ export class RuntimeExecBackend implements ExecBackend {
   }
 
   private async execPipes(c: StreamingContainer, args: string[], pidFile: string, io: StreamIO): Promise<number> {
-    const child = spawn(c.runtimePath, [...args, c.id], { stdio: [io.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    const child = spawn(c.runtimeExecPath ?? c.runtimePath, [...args, c.id], { stdio: [io.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     const stop = this.killOnAbort(child, pidFile, io.signal);
     let errTail = '';
     const outDone = copyOut(child.stdout!, io.stdout);
@@ -163,7 +163,7 @@ export class RuntimeExecBackend implements ExecBackend {
     let child: ChildProcess | undefined;
     let stop = () => {};
     try {
-      child = spawn(c.runtimePath, [...args, '--tty', '--console-socket', sockPath, c.id], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child = spawn(c.runtimeExecPath ?? c.runtimePath, [...args, '--tty', '--console-socket', sockPath, c.id], { stdio: ['ignore', 'pipe', 'pipe'] });
       stop = this.killOnAbort(child, pidFile, io.signal);
       const errTail = tail(child);
       const exited = this.waitExit(child);
@@ -203,7 +203,7 @@ export class RuntimeExecBackend implements ExecBackend {
       try {
         // Raw from the start: runc sets it raw too, but input typed before that would echo twice.
         setRaw(slave);
-        child = spawn(c.runtimePath, [...args, '--tty', c.id], { stdio: [slave, slave, slave] });
+        child = spawn(c.runtimeExecPath ?? c.runtimePath, [...args, '--tty', c.id], { stdio: [slave, slave, slave] });
       } finally {
         closeSync(slave);
       }

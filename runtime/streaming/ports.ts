@@ -18,6 +18,8 @@ export interface StreamingContainer {
   state: 'CREATED' | 'RUNNING' | 'EXITED' | 'UNKNOWN';
   runtimeHandler: string;
   runtimePath: string;
+  /** What to execute for the runtime (a sealed copy of runtimePath); runtimePath when absent. */
+  runtimeExecPath?: string;
   runtimeRoot: string;
   bundleDir: string;
   /** The container's OCI spec when the service has it in memory; else bundleDir/config.json is read. */
