@@ -38,6 +38,8 @@ test('values override defaults, tables merge key by key', (t) => {
   t.deepEqual(cfg.cni.bin_dirs, defaultConfig().cni.bin_dirs);
   t.is(cfg.streaming.port, 1234);
   t.is(cfg.streaming.address, '127.0.0.1');
+  t.is(cfg.streaming.idle_timeout_seconds, 4 * 60 * 60);
+  t.is(parseConfig('[streaming]\nidle_timeout_seconds = 0\n', 'f.toml').streaming.idle_timeout_seconds, 0);
 });
 
 test('runtime handlers merge over the defaults of the same name and new ones get empty defaults', (t) => {
@@ -64,6 +66,7 @@ const bad: Array<[string, string, RegExp]> = [
   ['default runtime unknown', 'default_runtime = "kata"', /default_runtime.*"kata".*not in \[runtimes\]/],
   ['bad mirror', '[registries."x.io"]\nmirrors = ["ftp://m"]', /registries\.x\.io\.mirrors/],
   ['port out of range', '[streaming]\nport = 70000', /streaming\.port/],
+  ['negative idle timeout', '[streaming]\nidle_timeout_seconds = -1', /streaming\.idle_timeout_seconds/],
   ['not TOML', 'socket = ', /f\.toml/],
 ];
 for (const [name, text, re] of bad) {

@@ -59,6 +59,12 @@ export interface Config {
     port: number;
     tls_cert: string;
     tls_key: string;
+    /**
+     * An exec/attach/port-forward session with no traffic in either direction for this many
+     * seconds is closed (the kubelet's StreamIdleTimeout, 4 h by default); keep-alive pings are
+     * not traffic (server/streaming/idle.ts). 0: never.
+     */
+    idle_timeout_seconds: number;
   };
   registries: Record<string, RegistryConfig>;
   pull: {
@@ -112,7 +118,7 @@ export const SCHEMA: { table: Record<keyof Config, Schema> } = {
     shutdown_grace_seconds: 'integer',
     log_size_max: 'integer',
     cni: { table: { conf_dir: 'string', bin_dirs: 'string[]', cache_dir: 'string' } },
-    streaming: { table: { address: 'string', port: 'integer', tls_cert: 'string', tls_key: 'string' } },
+    streaming: { table: { address: 'string', port: 'integer', tls_cert: 'string', tls_key: 'string', idle_timeout_seconds: 'integer' } },
     registries: { map: registrySchema },
     pull: { table: { progress_timeout_seconds: 'integer', max_concurrent_downloads: 'integer' } },
     pod: { table: { shm_size: 'integer', infra_command: 'string[]' } },
@@ -144,7 +150,7 @@ export function defaultConfig(): Config {
       bin_dirs: ['/opt/cni/bin', '/usr/lib/cni'],
       cache_dir: '',
     },
-    streaming: { address: '127.0.0.1', port: 0, tls_cert: '', tls_key: '' },
+    streaming: { address: '127.0.0.1', port: 0, tls_cert: '', tls_key: '', idle_timeout_seconds: 4 * 60 * 60 },
     registries: {},
     pull: { progress_timeout_seconds: 60, max_concurrent_downloads: 4 },
     pod: { shm_size: 64 * 1024 * 1024, infra_command: ['/usr/bin/catatonit', '-P'] },
@@ -246,6 +252,9 @@ function validate(cfg: Config, file: string): void {
   }
   if (cfg.streaming.port < 0 || cfg.streaming.port > 65535) {
     throw new InvalidArgumentError(`config ${file}: key "streaming.port" must be 0..65535`);
+  }
+  if (cfg.streaming.idle_timeout_seconds < 0) {
+    throw new InvalidArgumentError(`config ${file}: key "streaming.idle_timeout_seconds" must be >= 0 (0 turns the idle timeout off)`);
   }
 }
 

@@ -75,7 +75,7 @@ test.before(async () => {
   echoPort = (echo.address() as net.AddressInfo).port;
   echo.unref();
   server = await StreamingServer.start({
-    config: { streaming: { address: '127.0.0.1', port: 0, tls_cert: '', tls_key: '' } },
+    config: { streaming: { address: '127.0.0.1', port: 0, tls_cert: '', tls_key: '', idle_timeout_seconds: 0 } },
     logger: silentLogger(),
     exec,
     attach,

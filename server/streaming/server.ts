@@ -13,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws';
 import type { AttachBackend, Config, ExecBackend, Logger, PortForwardBackend } from '../../runtime/index.js';
 import { UnavailableError } from '../../runtime/errors.js';
+import { formatTimeout, spdyTraffic, tunnelTraffic, watchIdle, webSocketTraffic, type TrafficMeter } from './idle.js';
 import { serveSpdyPortForward } from './portforward.js';
 import {
   ACCEPTED_PROTOCOLS_HEADER, PORTFORWARD_PROTOCOLS, REMOTECOMMAND_PROTOCOLS, STREAM_PROTOCOL_HEADER, WS_PORTFORWARD_PROTOCOLS,
@@ -34,6 +35,8 @@ export interface StreamingServerDeps {
   portForward: PortForwardBackend;
   /** Token lifetime; tests shorten it. */
   tokenTtlMs?: number;
+  /** Overrides streaming.idle_timeout_seconds in milliseconds; tests shorten it. */
+  idleTimeoutMs?: number;
 }
 
 let current: StreamingServer | undefined;
@@ -71,11 +74,22 @@ function rawResponse(socket: Duplex, status: number, reason: string, headers: Ar
 
 const PATH_RE = /^\/(exec|attach|portforward)\/([A-Za-z0-9_-]+)\/?$/;
 
+/** RFC 6455 "going away": what servers commonly send when they drop an idle connection. */
+const WS_GOING_AWAY = 1001;
+
+/** A close handshake the client does not answer is cut after this long. */
+const CLOSE_GRACE_MS = 5000;
+
+function describeRequest(req: PreparedRequest): string {
+  return req.kind === 'portforward' ? `port-forward to pod ${req.podSandboxId}` : `${req.kind} in container ${req.containerId}`;
+}
+
 export class StreamingServer {
   readonly address: string;
   readonly port: number;
   readonly scheme: 'http' | 'https';
   private readonly tokens: TokenCache<PreparedRequest>;
+  private readonly idleTimeoutMs: number;
   private readonly sockets = new Set<Duplex>();
   private readonly wss = new WebSocketServer({
     noServer: true,
@@ -89,6 +103,8 @@ export class StreamingServer {
     this.port = port;
     this.scheme = scheme;
     this.tokens = new TokenCache(deps.tokenTtlMs);
+    // A config built by hand (tests) may lack the key: no timeout then.
+    this.idleTimeoutMs = deps.idleTimeoutMs ?? (deps.config.streaming.idle_timeout_seconds ?? 0) * 1000;
   }
 
   static async start(deps: StreamingServerDeps): Promise<StreamingServer> {
@@ -195,12 +211,29 @@ export class StreamingServer {
     socket.write(lines.join('\r\n') + '\r\n\r\n');
     if ('setNoDelay' in socket && typeof (socket as Socket).setNoDelay === 'function') (socket as Socket).setNoDelay(true);
     if (head.length > 0) socket.unshift(head);
+    // GOAWAY and FIN; the session's close (the client's FIN, or the grace running out) aborts
+    // the backend through the same signal as a client that hangs up.
     if (prepared.kind === 'portforward') {
-      serveSpdyPortForward(socket, prepared.podSandboxId, this.deps.portForward, logger);
+      const session = serveSpdyPortForward(socket, prepared.podSandboxId, this.deps.portForward, logger);
+      this.closeWhenIdle(socket, spdyTraffic, prepared, 'SPDY', () => session.close(CLOSE_GRACE_MS));
     } else {
       const version = chosen === '' ? 1 : remoteCommandVersion(chosen);
-      serveSpdyRemoteCommand(socket, prepared, version, this.deps, logger);
+      const idle = new AbortController();
+      serveSpdyRemoteCommand(socket, prepared, version, this.deps, logger, { idle: idle.signal });
+      // exec/attach first tell the client why on the error stream.
+      this.closeWhenIdle(socket, spdyTraffic, prepared, 'SPDY', () => idle.abort(`stream idle timeout: no traffic for ${formatTimeout(this.idleTimeoutMs)}, the runtime closed the session`));
     }
+  }
+
+  /** Watches the upgraded connection's traffic until it closes; `close` ends an idle session. */
+  private closeWhenIdle(socket: Duplex, meter: (socket: Duplex) => TrafficMeter, prepared: PreparedRequest, transport: string, close: () => void): void {
+    const ms = this.idleTimeoutMs;
+    if (!(ms > 0)) return;
+    const stop = watchIdle(meter(socket).probe, ms, () => {
+      this.deps.logger.info(`streaming: ${describeRequest(prepared)} over ${transport}: no traffic for ${formatTimeout(ms)}, closing the session (streaming.idle_timeout_seconds)`);
+      close();
+    });
+    socket.once('close', stop);
   }
 
   private upgradeWebSocket(req: http.IncomingMessage, socket: Duplex, head: Buffer, prepared: PreparedRequest, url: URL): void {
@@ -224,14 +257,23 @@ export class StreamingServer {
         if (chosen.startsWith(WS_TUNNEL_PREFIX)) {
           const tunnel = createWebSocketStream(ws, { allowHalfOpen: false });
           tunnel.on('error', (err) => logger.debug(`streaming: websocket tunnel: ${err.message}`));
-          serveSpdyPortForward(tunnel, prepared.podSandboxId, this.deps.portForward, logger);
-        } else {
-          const queryPorts = url.searchParams.getAll('port').map(Number).filter((p) => Number.isInteger(p) && p > 0 && p < 65536);
-          serveWsPortForward(ws, prepared.podSandboxId, queryPorts.length > 0 ? queryPorts : prepared.ports, this.deps.portForward, logger);
+          const session = serveSpdyPortForward(tunnel, prepared.podSandboxId, this.deps.portForward, logger);
+          // GOAWAY inside the tunnel; ending the tunnel closes the WebSocket.
+          this.closeWhenIdle(socket, (sock) => tunnelTraffic(sock, ws, tunnel), prepared, 'SPDY in WebSocket', () => session.close(CLOSE_GRACE_MS));
+          return;
         }
+        const queryPorts = url.searchParams.getAll('port').map(Number).filter((p) => Number.isInteger(p) && p > 0 && p < 65536);
+        serveWsPortForward(ws, prepared.podSandboxId, queryPorts.length > 0 ? queryPorts : prepared.ports, this.deps.portForward, logger);
       } else {
         serveWsRemoteCommand(ws, chosen === '' ? 'channel.k8s.io' : chosen, prepared, this.deps, logger);
       }
+      // A close frame; the 'close' event that follows aborts the backend.
+      this.closeWhenIdle(socket, (sock) => webSocketTraffic(sock, ws), prepared, 'WebSocket', () => {
+        if (ws.readyState === ws.OPEN) ws.close(WS_GOING_AWAY, 'idle timeout');
+        const t = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+        t.unref();
+        ws.once('close', () => clearTimeout(t));
+      });
     });
   }
 }

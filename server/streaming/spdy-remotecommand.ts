@@ -8,9 +8,24 @@ import type { Logger } from '../../runtime/index.js';
 import { headerValue } from './spdy/headers.js';
 import { SpdySession, type SpdyStream } from './spdy/session.js';
 import { runRemoteCommand, type Backends, type PreparedRequest, type StreamOptions } from './remotecommand.js';
+import { encodeStatus, type Status } from './status.js';
 
 /** How long the client gets to open its streams (the kubelet's default too). */
 export const STREAM_CREATION_TIMEOUT_MS = 30_000;
+
+/** A GOAWAY that the client does not answer by closing is followed by a cut after this long. */
+const CLOSE_GRACE_MS = 5000;
+
+export interface SpdyRemoteCommandOptions {
+  /** How long the client gets to open its streams. */
+  streamCreationTimeoutMs?: number;
+  /**
+   * Aborted (with a message as its reason) when the server ends the session for being idle:
+   * the message goes on the error stream, then GOAWAY. Without it, client-go reads the closed
+   * error stream as success and crictl would exit 0 for a process we killed.
+   */
+  idle?: AbortSignal;
+}
 
 export function expectedStreams(opts: StreamOptions, version: number): string[] {
   const want = ['error'];
@@ -27,8 +42,9 @@ export function serveSpdyRemoteCommand(
   version: number,
   backends: Backends,
   logger: Logger,
-  timeoutMs = STREAM_CREATION_TIMEOUT_MS,
+  opts: SpdyRemoteCommandOptions = {},
 ): SpdySession {
+  const timeoutMs = opts.streamCreationTimeoutMs ?? STREAM_CREATION_TIMEOUT_MS;
   const session = new SpdySession(socket, { isServer: true, onDebug: (m) => logger.debug(`streaming: ${m}`) });
   const gone = new AbortController();
   const want = expectedStreams(req.opts, version);
@@ -44,6 +60,17 @@ export function serveSpdyRemoteCommand(
     clearTimeout(timer);
     gone.abort();
   });
+  opts.idle?.addEventListener('abort', () => {
+    const error = started ? streams.get('error') : undefined;
+    if (!error || error.writableEnded || error.destroyed) return session.close(CLOSE_GRACE_MS);
+    const status: Status = { metadata: {}, status: 'Failure', message: String(opts.idle!.reason), reason: 'Timeout', code: 504 };
+    const bye = setTimeout(() => session.close(CLOSE_GRACE_MS), 1000);
+    bye.unref();
+    error.end(encodeStatus(status, version) ?? Buffer.alloc(0), () => {
+      clearTimeout(bye);
+      session.close(CLOSE_GRACE_MS);
+    });
+  }, { once: true });
   session.on('stream', (s: SpdyStream) => {
     const type = headerValue(s.headers, 'streamtype') ?? '';
     s.on('error', () => {});

@@ -13,7 +13,7 @@ test('TLS: with tls_cert and tls_key the URLs are https and SPDY works over TLS'
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
       '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
     const server = await StreamingServer.start({
-      config: { streaming: { address: '127.0.0.1', port: 0, tls_cert: join(dir, 'cert.pem'), tls_key: join(dir, 'key.pem') } },
+      config: { streaming: { address: '127.0.0.1', port: 0, tls_cert: join(dir, 'cert.pem'), tls_key: join(dir, 'key.pem'), idle_timeout_seconds: 0 } },
       logger: silentLogger(),
       exec: { exec: async (_req, io) => { io.stdout?.write('over tls\n'); return 0; } },
       attach: { attach: async () => {} },
