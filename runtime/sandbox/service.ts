@@ -40,6 +40,16 @@ import type { PodSandboxFilter__Output } from '../../proto/gen/runtime/v1/PodSan
 import type { PodSandbox } from '../../proto/gen/runtime/v1/PodSandbox.js';
 import type { PodSandboxStatusResponse } from '../../proto/gen/runtime/v1/PodSandboxStatusResponse.js';
 
+
+/**
+ * Durability of pod records. Only the record a pod gets before its first effect outside its
+ * own dirs (CNI: IPAM allocations live on disk across reboots) is fsynced, so that recovery
+ * can always undo that effect. Every later change is written atomically but not fsynced: a
+ * power loss takes every namespace, cgroup, process and iptables rule with it, recovery then
+ * finds the pod's namespaces gone and marks it NOTREADY (or undoes an unfinished create,
+ * network included), whatever the last status said.
+ */
+const LOSABLE = { durable: false } as const;
 export type SandboxConfig = PodSandboxConfig__Output;
 export type SandboxState = 'READY' | 'NOTREADY';
 
@@ -417,7 +427,7 @@ export class SandboxService {
           const limits = sumPodLimits(config.linux?.resources, config.linux?.overhead);
           await applyPodLimits(info, meta.cgroup.path, limits);
           status = { ...status, cgroupCreated: created, resources: { resources: config.linux?.resources ?? null, overhead: config.linux?.overhead ?? null } };
-          await this.store.update(id, () => status);
+          await this.store.update(id, () => status, LOSABLE);
           mark('cgroup');
         }
       }
@@ -481,8 +491,8 @@ export class SandboxService {
 
       timer.mark('ready');
       status = { ...status, state: 'READY', creating: false, startPhases: timer.toRecord() };
-      if (recordFirst) await this.store.update(id, () => status);
-      else await this.store.create(id, meta, status);
+      if (recordFirst) await this.store.update(id, () => status, LOSABLE);
+      else await this.store.create(id, meta, status, LOSABLE);
       this.emit('CONTAINER_CREATED_EVENT', id);
       this.emit('CONTAINER_STARTED_EVENT', id);
       log.debug(`pod sandbox ${id} (${meta.name}) is ready in ${timer.totalMs.toFixed(1)} ms (${timer.describe()})`);
@@ -531,7 +541,7 @@ export class SandboxService {
     if (s.networkUp) {
       if (!this.network) throw new FailedPreconditionError(`pod sandbox ${id}: its network was set up, but no pod network is configured to tear it down`);
       await this.network.tearDownPod({ ...this.netRef(e.meta), netnsPath: s.namespaces.net });
-      s = await this.store.update(id, (cur) => ({ ...cur, networkUp: false, ips: [] }));
+      s = await this.store.update(id, (cur) => ({ ...cur, networkUp: false, ips: [] }), LOSABLE);
     }
     if (s.infraRunning && this.infra) {
       await this.infra.stop(id);
@@ -541,7 +551,7 @@ export class SandboxService {
       const wasReady = s.state === 'READY';
       await this.store.update(id, (cur) => ({
         ...cur, state: 'NOTREADY', infraRunning: false, shmMounted: false, stoppedAt: cur.stoppedAt ?? nowNs(),
-      }));
+      }), LOSABLE);
       if (wasReady) this.emit('CONTAINER_STOPPED_EVENT', id);
     }
   }
@@ -662,7 +672,7 @@ export class SandboxService {
       const cur = this.store.get(e.id);
       if (!cur || !cur.meta.cgroup || cur.status.cgroupCreated.length === 0) return;
       await applyPodLimits(this.deps.cgroups, cur.meta.cgroup.path, sumPodLimits(resources, overhead));
-      await this.store.update(e.id, (s) => ({ ...s, resources: { resources: resources ?? null, overhead: overhead ?? null } }));
+      await this.store.update(e.id, (s) => ({ ...s, resources: { resources: resources ?? null, overhead: overhead ?? null } }), LOSABLE);
     });
   }
 
@@ -701,7 +711,7 @@ export class SandboxService {
         }
         if (alive.some((a) => !a)) {
           log.info(`pod sandbox ${e.id}: its namespaces or infra process are gone (reboot?), marking it NOTREADY`);
-          await this.store.update(e.id, (s) => ({ ...s, state: 'NOTREADY', shmMounted: false, infraRunning: false, stoppedAt: nowNs(), reason: 'namespaces lost' }));
+          await this.store.update(e.id, (s) => ({ ...s, state: 'NOTREADY', shmMounted: false, infraRunning: false, stoppedAt: nowNs(), reason: 'namespaces lost' }), LOSABLE);
         }
       }
     }

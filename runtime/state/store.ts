@@ -10,6 +10,12 @@
  * remove() renames the directory into `<dir>/.trash/` (one syscall: the object is gone for a
  * restart from then on) and deletes it in the background; load() empties the trash first.
  *
+ * `durable: false` skips the fsyncs (the rename still makes the write atomic for a daemon
+ * crash). For what a power loss may forget without harm: a record that nothing outside its
+ * own dirs depends on, or a state that recovery works out again (after a reboot every pod's
+ * namespaces are gone anyway). A file the power loss leaves empty makes load() skip the object
+ * as a crashed create, which the owner's recovery cleans up.
+ *
  * Lookups accept a unique id prefix, as crictl passes short ids.
  */
 import { randomBytes } from 'node:crypto';
@@ -41,10 +47,11 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   await fsyncDir(join(path, '..'));
 }
 
-/** Writes and fsyncs temp files concurrently, renames them in the given order, then fsyncs dir once. */
-export async function writeFilesAtomic(dir: string, files: ReadonlyArray<readonly [name: string, data: string | Uint8Array]>): Promise<void> {
+/** Writes (and fsyncs, when durable) temp files concurrently, renames them in the given order, then fsyncs dir once. */
+export async function writeFilesAtomic(dir: string, files: ReadonlyArray<readonly [name: string, data: string | Uint8Array]>, durable = true): Promise<void> {
   const suffix = `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   const written = await Promise.allSettled(files.map(async ([name, data]) => {
+    if (!durable) return fs.writeFile(join(dir, name + suffix), data, { mode: 0o600 });
     const fh = await fs.open(join(dir, name + suffix), 'w', 0o600);
     try {
       await fh.writeFile(data);
@@ -59,7 +66,7 @@ export async function writeFilesAtomic(dir: string, files: ReadonlyArray<readonl
     throw failed.reason;
   }
   for (const [name] of files) await fs.rename(join(dir, name + suffix), join(dir, name));
-  await fsyncDir(dir);
+  if (durable) await fsyncDir(dir);
 }
 
 export async function fsyncDir(dir: string): Promise<void> {
@@ -103,12 +110,12 @@ export class ObjectStore<M, S> {
     return join(this.dir, id);
   }
 
-  async create(id: string, meta: M, status: S): Promise<Entry<M, S>> {
+  async create(id: string, meta: M, status: S, opts: { durable?: boolean } = {}): Promise<Entry<M, S>> {
     if (this.entries.has(id)) throw new AlreadyExistsError(`${this.kind} ${id} already exists`);
     const dir = this.path(id);
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     // status first: an object is only loaded when meta.json exists, and meta.json is renamed last.
-    await writeFilesAtomic(dir, [['status.json', JSON.stringify(status)], ['meta.json', JSON.stringify(meta)]]);
+    await writeFilesAtomic(dir, [['status.json', JSON.stringify(status)], ['meta.json', JSON.stringify(meta)]], opts.durable ?? true);
     const entry = { id, meta, status };
     this.entries.set(id, entry);
     return entry;
@@ -144,13 +151,13 @@ export class ObjectStore<M, S> {
   }
 
   /** The one way a status changes: fn gets the current status and returns the next; persisted atomically. */
-  async update(id: string, fn: (s: S) => S): Promise<S> {
+  async update(id: string, fn: (s: S) => S, opts: { durable?: boolean } = {}): Promise<S> {
     const prev = this.locks.get(id) ?? Promise.resolve();
     const run = prev.catch(() => undefined).then(async () => {
       const entry = this.entries.get(id);
       if (!entry) throw new NotFoundError(`${this.kind} ${id} not found`);
       const next = fn(entry.status);
-      await writeFileAtomic(join(this.path(id), 'status.json'), JSON.stringify(next));
+      await writeFilesAtomic(this.path(id), [['status.json', JSON.stringify(next)]], opts.durable ?? true);
       entry.status = next;
       return next;
     });
