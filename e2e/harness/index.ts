@@ -365,7 +365,9 @@ class HarnessImpl implements Harness {
     if (this.child && this.exited && !this.died) throw new Error('the daemon is already running');
     this.died = undefined;
     const log = openSync(this.logPath, 'a');
-    const child = spawn(process.execPath, [DAEMON_MAIN, 'serve', '--config', this.configPath], {
+    // CORRAL_E2E_DAEMON_NODE_ARGS: node options for the daemon only (e.g. --cpu-prof --cpu-prof-dir=DIR).
+    const nodeArgs = (process.env.CORRAL_E2E_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+    const child = spawn(process.execPath, [...nodeArgs, DAEMON_MAIN, 'serve', '--config', this.configPath], {
       stdio: ['ignore', log, log],
       env: { ...process.env, CORRAL_E2E_RUN: this.marker },
     });

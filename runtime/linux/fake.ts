@@ -21,6 +21,11 @@ export class FakeSyscalls implements Syscalls {
     this.rec('mount', [source, target, fstype, flags, data]);
   }
   umount2(target: string, flags: number): void { this.rec('umount2', [target, flags]); }
+  // Recorded under the synchronous names: tests count mounts, not how they were made.
+  async mountAsync(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): Promise<void> {
+    this.mount(source, target, fstype, flags, data);
+  }
+  async umount2Async(target: string, flags: number): Promise<void> { this.umount2(target, flags); }
   unshare(flags: number): void { this.rec('unshare', [flags]); }
   setns(fd: number, nstype: number): void { this.rec('setns', [fd, nstype]); }
   sethostname(name: string): void { this.rec('sethostname', [name]); }

@@ -134,7 +134,7 @@ export class WorkerPinner implements NamespacePinner {
 
   async unpin(path: string): Promise<void> {
     try {
-      this.sys.umount2(path, MNT_DETACH);
+      await this.sys.umount2Async(path, MNT_DETACH);
     } catch (err) {
       // EINVAL: not a mount point (already unmounted); ENOENT: already gone.
       const code = (err as { code?: string }).code;

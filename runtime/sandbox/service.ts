@@ -483,7 +483,7 @@ export class SandboxService {
       if (modes.ipc === 'POD') {
         const shm = join(runDir, 'shm');
         await fs.mkdir(shm, { recursive: true, mode: 0o755 });
-        this.deps.syscalls.mount('shm', shm, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${this.deps.config.pod.shm_size}`);
+        await this.deps.syscalls.mountAsync('shm', shm, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${this.deps.config.pod.shm_size}`);
         stack.push('shm', () => this.umountShm(shm));
         mark('shm');
         status = { ...status, shm, shmMounted: true };
@@ -506,9 +506,9 @@ export class SandboxService {
     return { id: meta.id, name: md.name, namespace: md.namespace, uid: md.uid };
   }
 
-  private umountShm(shm: string): void {
+  private async umountShm(shm: string): Promise<void> {
     try {
-      this.deps.syscalls.umount2(shm, MNT_DETACH);
+      await this.deps.syscalls.umount2Async(shm, MNT_DETACH);
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code !== 'EINVAL' && code !== 'ENOENT') throw err;
@@ -546,7 +546,7 @@ export class SandboxService {
     if (s.infraRunning && this.infra) {
       await this.infra.stop(id);
     }
-    if (s.shmMounted && s.shm) this.umountShm(s.shm);
+    if (s.shmMounted && s.shm) await this.umountShm(s.shm);
     if (s.state !== 'NOTREADY' || s.infraRunning || s.shmMounted) {
       const wasReady = s.state === 'READY';
       await this.store.update(id, (cur) => ({
@@ -745,8 +745,7 @@ export class SandboxService {
    */
   private async cleanupRunDir(id: string, background = false): Promise<void> {
     const dir = this.runDir(id);
-    await Promise.all(['net', 'ipc', 'uts'].map((ns) => this.pinner.unpin(join(dir, 'ns', ns))));
-    this.umountShm(join(dir, 'shm'));
+    await Promise.all([...['net', 'ipc', 'uts'].map((ns) => this.pinner.unpin(join(dir, 'ns', ns))), this.umountShm(join(dir, 'shm'))]);
     const removal = fs.rm(dir, { recursive: true, force: true });
     if (!background) return removal;
     const done: Promise<void> = removal

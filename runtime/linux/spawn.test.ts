@@ -1,0 +1,57 @@
+import test from 'ava';
+import { fastSpawn, type FastChild } from './spawn.js';
+
+function collect(c: FastChild): Promise<{ code: number | null; signal: string | null; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  c.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
+  c.stderr?.on('data', (b: Buffer) => { err += b.toString(); });
+  return new Promise((resolve) => c.on('close', (code, signal) => resolve({ code, signal, out, err })));
+}
+
+test('exit status, stdout and stderr come back; close follows exit', async (t) => {
+  const c = fastSpawn('/bin/sh', ['-c', 'echo out; echo err >&2; exit 7']);
+  let exited = false;
+  c.on('exit', () => { exited = true; });
+  const r = await collect(c);
+  t.true(exited);
+  t.deepEqual(r, { code: 7, signal: null, out: 'out\n', err: 'err\n' });
+});
+
+test('stdin is a pipe that ends; env and cwd are the given ones', async (t) => {
+  const c = fastSpawn('/bin/sh', ['-c', 'cat; echo "$FOO"; pwd'], { stdio: ['pipe', 'pipe', 'ignore'], env: { FOO: 'bar', PATH: '/usr/bin:/bin' }, cwd: '/tmp' });
+  c.stdin!.end('in\n');
+  t.is((await collect(c)).out, 'in\nbar\n/tmp\n');
+});
+
+test('a signal is reported by name; a missing binary throws ENOENT at once', async (t) => {
+  const c = fastSpawn('/bin/sleep', ['30']);
+  const r = collect(c);
+  t.true(c.kill('SIGKILL'));
+  t.like(await r, { code: null, signal: 'SIGKILL' });
+  t.false(c.kill());
+  t.throws(() => fastSpawn('/no/such/binary', []), { message: /ENOENT/ });
+});
+
+test('the child starts with default signal dispositions and no blocked signal', async (t) => {
+  const r = await collect(fastSpawn('/bin/grep', ['-E', '^Sig(Blk|Ign)', '/proc/self/status']));
+  t.regex(r.out, /SigBlk:\s+0{16}/);
+  // SIGPIPE (13) is ignored by node; the child must not inherit that (bit 12 of SigIgn).
+  const ign = BigInt(`0x${/SigIgn:\s+([0-9a-f]+)/.exec(r.out)![1]}`);
+  t.is(ign & (1n << 12n), 0n);
+});
+
+test('detached: a session of its own; extra fds and fds of ours', async (t) => {
+  const r = await collect(fastSpawn('/bin/sh', ['-c', 'ps -o sid= -p $$; echo three >&3'], { detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] }));
+  t.not(Number(r.out.split('\n')[0]), 0);
+  const c = fastSpawn('/bin/sh', ['-c', 'echo three >&3'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+  let three = '';
+  c.stdio[3]!.on('data', (b: Buffer) => { three += b.toString(); });
+  await new Promise((resolve) => c.on('close', resolve));
+  t.is(three, 'three\n');
+});
+
+test('many children in parallel are all reaped', async (t) => {
+  const rs = await Promise.all(Array.from({ length: 40 }, (_, i) => collect(fastSpawn('/bin/sh', ['-c', `exit ${i % 5}`]))));
+  t.deepEqual(rs.map((r) => r.code), Array.from({ length: 40 }, (_, i) => i % 5));
+});
