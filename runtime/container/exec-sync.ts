@@ -6,9 +6,9 @@
  * with DeadlineExceeded, which the kubelet's prober reads as a probe timeout (the kubelet
  * maps a DEADLINE_EXCEEDED status of ExecSync to a timed-out probe).
  */
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { CancelledError, DeadlineExceededError, InternalError } from '../errors.js';
+import { fastSpawn } from '../linux/spawn.js';
 
 export const EXEC_OUTPUT_CAP = 16 << 20;
 
@@ -49,9 +49,11 @@ export async function runExecSync(opts: {
   const cap = opts.cap ?? EXEC_OUTPUT_CAP;
   const out = new Capped(cap);
   const err = new Capped(cap);
-  const child = spawn(opts.file, opts.args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.on('data', (b: Buffer) => out.push(b));
-  child.stderr.on('data', (b: Buffer) => err.push(b));
+  const child = fastSpawn(opts.file, opts.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdout = child.stdout!;
+  const stderr = child.stderr!;
+  stdout.on('data', (b: Buffer) => out.push(b));
+  stderr.on('data', (b: Buffer) => err.push(b));
   let why: 'timeout' | 'cancel' | undefined;
   // The runtime (runc/crun exec) is the exec'd process' parent and reaps it: kill only the
   // process and let the runtime exit by itself. Killing the runtime too would reparent the
@@ -68,14 +70,13 @@ export async function runExecSync(opts: {
   const onAbort = () => void killAll('cancel');
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (c, s) => {
+    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('exit', (c: number | null, s: NodeJS.Signals | null) => {
         // Background children of the command may hold the pipes open: give the output a
         // moment to drain, then stop reading instead of waiting for them.
         const done = () => resolve({ code: c, signal: s });
-        if (child.stdout.readableEnded && child.stderr.readableEnded) return done();
-        const t = setTimeout(() => { child.stdout.destroy(); child.stderr.destroy(); done(); }, 500);
+        if (stdout.readableEnded && stderr.readableEnded) return done();
+        const t = setTimeout(() => { stdout.destroy(); stderr.destroy(); done(); }, 500);
         child.once('close', () => { clearTimeout(t); done(); });
       });
     });
@@ -86,8 +87,7 @@ export async function runExecSync(opts: {
     if (code === null) throw new InternalError(`exec of ${JSON.stringify(opts.cmd)}: runtime killed by ${signal}`);
     // As CRI-O does, a runtime that could not start the command (no such executable)
     // reports its own exit code and message as the command's.
-    const stderr = err.value;
-    return { stdout: out.value, stderr, exitCode: code };
+    return { stdout: out.value, stderr: err.value, exitCode: code };
   } finally {
     if (timer) clearTimeout(timer);
     if (grace) clearTimeout(grace);

@@ -74,8 +74,6 @@ export interface FastSpawnOptions {
 export class FastChild extends EventEmitter {
   exitCode: number | null = null;
   signalCode: NodeJS.Signals | null = null;
-  /** @internal whether a running child keeps node alive */
-  refed = true;
   readonly stdin: net.Socket | null;
   readonly stdout: net.Socket | null;
   readonly stderr: net.Socket | null;
@@ -84,11 +82,6 @@ export class FastChild extends EventEmitter {
     this.stdin = stdio[0] ?? null;
     this.stdout = stdio[1] ?? null;
     this.stderr = stdio[2] ?? null;
-  }
-
-  unref(): void {
-    this.refed = false;
-    updatePoll();
   }
 
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
@@ -125,8 +118,9 @@ const children = new Map<number, FastChild>();
 let listening = false;
 /**
  * While children run: a SIGCHLD that came while the listener was being set up would be lost,
- * and a signal listener does not keep node running (a running child should, as with
- * node:child_process). A slow poll covers both.
+ * a signal listener does not keep node running (a child keeps it running until its exit is
+ * collected; corral's only short-lived detached child, conmon's parent, exits at once), and
+ * worker threads get no signals at all. A slow poll covers all three.
  */
 let poll: NodeJS.Timeout | undefined;
 
@@ -153,8 +147,6 @@ function updatePoll(): void {
     return;
   }
   poll ??= setInterval(reap, 100);
-  if ([...children.values()].some((c) => c.refed)) poll.ref();
-  else poll.unref();
 }
 
 function socketPair(): [number, number] {

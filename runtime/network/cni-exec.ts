@@ -4,10 +4,10 @@
  * Plugins are spawned asynchronously with a timeout and the caller's AbortSignal, so a hung
  * plugin costs neither the event loop nor the RPC's deadline.
  */
-import { spawn } from 'node:child_process';
 import { constants as fsc, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { CancelledError, DeadlineExceededError, FailedPreconditionError, InternalError } from '../errors.js';
+import { fastSpawn, type FastChild } from '../linux/spawn.js';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK';
 
@@ -69,7 +69,12 @@ export async function execPlugin(req: ExecRequest): Promise<unknown> {
   };
   return new Promise((resolve, reject) => {
     // Its own process group, so that a timeout also kills what the plugin started (iptables, an IPAM delegate).
-    const child = spawn(req.path, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    let child: FastChild;
+    try {
+      child = fastSpawn(req.path, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    } catch (err) {
+      return reject(new InternalError(`CNI plugin ${req.plugin}: cannot execute ${req.path}: ${(err as Error).message}`, { cause: err }));
+    }
     const killGroup = (): void => {
       try {
         if (child.pid) process.kill(-child.pid, 'SIGKILL');
@@ -95,15 +100,14 @@ export async function execPlugin(req: ExecRequest): Promise<unknown> {
       killGroup();
     };
     req.signal?.addEventListener('abort', onAbort, { once: true });
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => errOut.push(b));
+    child.stdout!.on('data', (b: Buffer) => out.push(b));
+    child.stderr!.on('data', (b: Buffer) => errOut.push(b));
     // A plugin that exits without reading stdin makes the write fail with EPIPE; its exit status tells the story.
-    child.stdin.on('error', () => {});
-    child.stdin.end(JSON.stringify(req.stdin));
-    child.on('error', (err) => finish(() => reject(new InternalError(`CNI plugin ${req.plugin}: cannot execute ${req.path}: ${err.message}`, { cause: err }))));
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(JSON.stringify(req.stdin));
     // After a kill, a grandchild may still hold stdout open; the plugin's own exit is enough.
     child.on('exit', () => { if (outcome) finish(() => reject(outcome)); });
-    child.on('close', (code, sig) => finish(() => {
+    child.on('close', (code: number | null, sig: NodeJS.Signals | null) => finish(() => {
       if (outcome) return reject(outcome);
       const stdout = Buffer.concat(out).toString('utf8').trim();
       const stderr = Buffer.concat(errOut).toString('utf8').trim();

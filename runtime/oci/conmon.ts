@@ -12,12 +12,12 @@
  *  - conmon's own stderr goes to a file in the persist dir: a pipe to us would keep it
  *    alive for the container's lifetime and a closed pipe would SIGPIPE it.
  */
-import { spawn } from 'node:child_process';
 import { promises as fs, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { CgroupInfo } from '../cgroups/detect.js';
 import { CancelledError, DeadlineExceededError, InternalError, errorMessage } from '../errors.js';
+import { fastSpawn, type FastChild } from '../linux/spawn.js';
 import type { RuntimeHandler } from './runtime.js';
 
 export interface ConmonCommon {
@@ -197,9 +197,9 @@ async function spawnConmon(o: ConmonCommon, args: string[], pidFile: string | un
   await fs.mkdir(o.socketDir, { recursive: true });
   const stderrPath = join(o.persistDir, CONMON_STDERR);
   const errFd = openSync(stderrPath, 'a', 0o600);
-  let child;
+  let child: FastChild;
   try {
-    child = spawn(o.conmonPath, args, {
+    child = fastSpawn(o.conmonPath, args, {
       // conmon writes its "oom" mark into its working directory as well as the persist dir:
       // run it in the persist dir, never in the daemon's cwd (/ under systemd).
       cwd: o.persistDir,
@@ -214,12 +214,10 @@ async function spawnConmon(o: ConmonCommon, args: string[], pidFile: string | un
   } finally {
     closeSync(errFd);
   }
-  const parentExit = new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => resolve(code));
+  const parentExit = new Promise<number | null>((resolve) => {
+    child.once('exit', (code: number | null) => resolve(code));
   });
   parentExit.catch(() => undefined);
-  child.unref();
   const syncStream = child.stdio[3] as Readable;
   const startPipe = child.stdio[4] as Writable;
   const sync = new SyncReader(syncStream);

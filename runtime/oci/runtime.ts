@@ -11,7 +11,6 @@
  * workaround is a small wrapper script (written under state_dir) that conmon and corral
  * run instead of crun (RuntimeHandler.monitorPath).
  */
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -20,6 +19,7 @@ import type { CgroupInfo } from '../cgroups/detect.js';
 import type { Logger } from '../util/log.js';
 import { InternalError, NotFoundError, errorMessage } from '../errors.js';
 import { SealedBinaries } from '../linux/sealed.js';
+import { fastSpawn, type FastChild } from '../linux/spawn.js';
 
 /** What `<runtime> state` prints (the OCI runtime spec's state). */
 export interface OciState {
@@ -49,24 +49,59 @@ export interface RuntimeHandler {
 
 export interface RunResult { stdout: string; stderr: string; code: number | null; signal: NodeJS.Signals | null }
 
-/** Runs a command without a shell; never throws for a non-zero exit (callers read `code`). */
+/**
+ * Runs a command without a shell (and without forking the daemon: linux/spawn.ts); never
+ * throws for a non-zero exit (callers read `code`). At the timeout, when the output passes
+ * 16 MiB or when aborted, the command is SIGKILLed; an abort rejects.
+ */
 export function runCommand(
   file: string,
   args: string[],
   opts: { input?: string; timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20, signal: opts.signal, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      if (err && typeof (err as { code?: unknown }).code === 'string') {
-        // spawn failures (ENOENT, EACCES) and aborts carry a string code
-        const code = (err as { code: string }).code;
-        if (code !== 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') return reject(err);
-      }
-      const e = err as (Error & { code?: number; signal?: NodeJS.Signals; killed?: boolean }) | null;
-      resolve({ stdout: String(stdout), stderr: String(stderr), code: e ? (typeof e.code === 'number' ? e.code : null) : 0, signal: e?.signal ?? null });
+    if (opts.signal?.aborted) return reject(abortError(file));
+    let child: FastChild;
+    try {
+      child = fastSpawn(file, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    } catch (err) {
+      return reject(err);
+    }
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let size = 0;
+    let aborted = false;
+    const take = (into: Buffer[]) => (b: Buffer) => {
+      if (size >= OUTPUT_CAP) return;
+      into.push(b);
+      size += b.length;
+      if (size >= OUTPUT_CAP) child.kill('SIGKILL');
+    };
+    child.stdout!.on('data', take(out));
+    child.stderr!.on('data', take(err));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    const onAbort = () => {
+      aborted = true;
+      child.kill('SIGKILL');
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => undefined);
+      child.stdin!.end(opts.input);
+    }
+    child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (aborted) return reject(abortError(file));
+      resolve({ stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), code, signal });
     });
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
+}
+
+const OUTPUT_CAP = 16 << 20;
+
+function abortError(file: string): Error {
+  return Object.assign(new Error(`${file}: the operation was aborted`), { name: 'AbortError', code: 'ABORT_ERR' });
 }
 
 function notExists(stderr: string): boolean {

@@ -8,7 +8,6 @@
  * foreground, so its exit status is the command's (128+n for a signal). A client that goes away
  * kills the command through its pid file, so nothing is left running in the container.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync, promises as fs, readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -17,6 +16,7 @@ import { join } from 'node:path';
 import tty from 'node:tty';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 import { closeFd, openPty, recvFd, setRaw, setWinsize } from '../linux/socket.js';
+import { fastSpawn, type FastChild, type FastSpawnOptions } from '../linux/spawn.js';
 import type { Logger } from '../util/log.js';
 import type { ContainerLookup, OciProcessLike, StreamingContainer } from './ports.js';
 import { ExecStartError, type ExecBackend, type ExecRequest, type StreamIO } from './types.js';
@@ -71,6 +71,15 @@ function readPidFile(path: string): number | undefined {
   }
 }
 
+/** Starts the runtime without forking the daemon (linux/spawn.ts); a failure to start is an ExecStartError. */
+function startRuntime(file: string, args: string[], opts: FastSpawnOptions): FastChild {
+  try {
+    return fastSpawn(file, args, opts);
+  } catch (err) {
+    throw new ExecStartError(`cannot run ${file}: ${(err as Error).message}`);
+  }
+}
+
 export class RuntimeExecBackend implements ExecBackend {
   constructor(private readonly deps: ExecBackendDeps) {}
 
@@ -101,7 +110,7 @@ export class RuntimeExecBackend implements ExecBackend {
   }
 
   /** Kills the command (through its pid file, which the runtime writes once it started it) and then the runtime. */
-  private killOnAbort(child: ChildProcess, pidFile: string, signal: AbortSignal): () => void {
+  private killOnAbort(child: FastChild, pidFile: string, signal: AbortSignal): () => void {
     let timer: NodeJS.Timeout | undefined;
     let exited = false;
     child.once('exit', () => { exited = true; });
@@ -124,15 +133,14 @@ export class RuntimeExecBackend implements ExecBackend {
     };
   }
 
-  private waitExit(child: ChildProcess): Promise<number> {
-    return new Promise((resolve, reject) => {
-      child.once('error', (err) => reject(new ExecStartError(`cannot run ${child.spawnfile}: ${err.message}`)));
-      child.once('exit', (code, sig) => resolve(code ?? 128 + (SIGNALS[sig ?? ''] ?? 9)));
+  private waitExit(child: FastChild): Promise<number> {
+    return new Promise((resolve) => {
+      child.once('exit', (code: number | null, sig: NodeJS.Signals | null) => resolve(code ?? 128 + (SIGNALS[sig ?? ''] ?? 9)));
     });
   }
 
   private async execPipes(c: StreamingContainer, args: string[], pidFile: string, io: StreamIO): Promise<number> {
-    const child = spawn(c.runtimeExecPath ?? c.runtimePath, [...args, c.id], { stdio: [io.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    const child = startRuntime(c.runtimeExecPath ?? c.runtimePath, [...args, c.id], { stdio: [io.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     const stop = this.killOnAbort(child, pidFile, io.signal);
     let errTail = '';
     const outDone = copyOut(child.stdout!, io.stdout);
@@ -160,10 +168,10 @@ export class RuntimeExecBackend implements ExecBackend {
     if (Buffer.byteLength(sockPath) > 100) sockPath = join(tmpdir(), `corral-exec-${tag}.sock`);
     const consoleSocket = new ConsoleSocket(sockPath);
     await consoleSocket.listen();
-    let child: ChildProcess | undefined;
+    let child: FastChild | undefined;
     let stop = () => {};
     try {
-      child = spawn(c.runtimeExecPath ?? c.runtimePath, [...args, '--tty', '--console-socket', sockPath, c.id], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child = startRuntime(c.runtimeExecPath ?? c.runtimePath, [...args, '--tty', '--console-socket', sockPath, c.id], { stdio: ['ignore', 'pipe', 'pipe'] });
       stop = this.killOnAbort(child, pidFile, io.signal);
       const errTail = tail(child);
       const exited = this.waitExit(child);
@@ -195,7 +203,7 @@ export class RuntimeExecBackend implements ExecBackend {
    */
   private async execHostTty(c: StreamingContainer, args: string[], pidFile: string, io: StreamIO): Promise<number> {
     const { master, slavePath } = openPty();
-    let child: ChildProcess | undefined;
+    let child: FastChild | undefined;
     let stop = () => {};
     try {
       if (io.resize.current) setWinsize(master, io.resize.current.height, io.resize.current.width);
@@ -203,7 +211,7 @@ export class RuntimeExecBackend implements ExecBackend {
       try {
         // Raw from the start: runc sets it raw too, but input typed before that would echo twice.
         setRaw(slave);
-        child = spawn(c.runtimeExecPath ?? c.runtimePath, [...args, '--tty', c.id], { stdio: [slave, slave, slave] });
+        child = startRuntime(c.runtimeExecPath ?? c.runtimePath, [...args, '--tty', c.id], { stdio: [slave, slave, slave] });
       } finally {
         closeSync(slave);
       }
@@ -266,7 +274,7 @@ export function usesHostTerminal(runtimePath: string): boolean {
 }
 
 /** Keeps the last 4 KiB of a child's stdout+stderr (the runtime's own messages). */
-function tail(child: ChildProcess): () => string {
+function tail(child: FastChild): () => string {
   let text = '';
   const collect = (b: Buffer) => { text = (text + b.toString('utf8')).slice(-4096); };
   child.stdout?.on('data', collect);
