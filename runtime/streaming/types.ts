@@ -67,9 +67,18 @@ export interface AttachBackend {
   attach(containerId: string, io: StreamIO): Promise<void>;
 }
 
+/**
+ * Reads of the pod's socket into one buffer of the caller's (net.Socket's `onread`): no
+ * allocation per read, and reads as large as the buffer. The callback returns false to pause.
+ */
+export interface PodReads {
+  buffer: Buffer;
+  callback: (bytes: number, buffer: Buffer) => boolean;
+}
+
 export interface PortForwardBackend {
-  /** A TCP connection to 127.0.0.1:port inside the pod's network namespace. */
-  connect(podSandboxId: string, port: number, signal?: AbortSignal): Promise<Duplex>;
+  /** A TCP connection to 127.0.0.1:port inside the pod's network namespace; with `reads`, what arrives goes there, not to 'data'. */
+  connect(podSandboxId: string, port: number, signal?: AbortSignal, reads?: PodReads): Promise<Duplex>;
 }
 
 /** Thrown by an exec backend when the command could not be started at all (reported as an error, not an exit code). */

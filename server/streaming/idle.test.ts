@@ -136,9 +136,9 @@ const exec: ExecBackend = {
 let echoPort = 0;
 const forwarded: net.Socket[] = [];
 const portForward: PortForwardBackend = {
-  connect() {
+  connect(_pod, _port, _signal, reads) {
     return new Promise((resolve, reject) => {
-      const c = net.connect(echoPort, '127.0.0.1', () => resolve(c));
+      const c = net.connect({ port: echoPort, host: '127.0.0.1', ...(reads ? { onread: reads } : {}) }, () => resolve(c));
       forwarded.push(c);
       c.once('error', reject);
     });

@@ -13,6 +13,9 @@ import { SpdySession, type SpdyStream } from './spdy/session.js';
 /** A pair whose second stream does not arrive within this time is dropped (the kubelet's value). */
 export const PAIR_TIMEOUT_MS = 30_000;
 
+/** Per forwarded connection: reads measured 256 KiB as fast as 1 MiB (and 25% faster than 64 KiB). */
+const READ_BUFFER = 256 * 1024;
+
 interface Pair {
   data?: SpdyStream;
   error?: SpdyStream;
@@ -82,9 +85,20 @@ async function forward(
 ): Promise<void> {
   // The client never writes on the error stream; drain it so its FIN is seen.
   error.resume();
-  let conn: Duplex;
+  // Pod -> client: reads of up to READ_BUFFER bytes into one buffer, each sent on as one copy.
+  // 'data' events would allocate 64 KiB per read; at port-forward rates that garbage kept V8's
+  // major GC busy (measured with perf: half of the daemon's user time) and the reads small.
+  let conn!: Duplex;
+  const reads = {
+    buffer: Buffer.allocUnsafe(READ_BUFFER),
+    callback: (n: number, buf: Buffer): boolean => {
+      if (data.write(Buffer.from(buf.subarray(0, n)))) return true;
+      data.once('drain', () => conn.resume());
+      return false;
+    },
+  };
   try {
-    conn = await backend.connect(podSandboxId, port, gone);
+    conn = await backend.connect(podSandboxId, port, gone, reads);
   } catch (err) {
     const msg = `error forwarding port ${port} to pod ${podSandboxId}: ${(err as Error).message}`;
     logger.debug(`streaming: ${msg}`);
@@ -106,7 +120,7 @@ async function forward(
   });
   // Half-closes travel both ways: client EOF -> FIN to the pod's socket, pod EOF -> FIN on the stream.
   data.pipe(conn);
-  conn.pipe(data);
+  conn.on('end', () => data.end());
   conn.on('close', () => {
     if (!error.writableEnded) error.end();
   });

@@ -58,10 +58,10 @@ const attach: AttachBackend = {
 
 let echoPort = 0;
 const portForward: PortForwardBackend = {
-  connect(_pod, port) {
+  connect(_pod, port, _signal, reads) {
     return new Promise((resolve, reject) => {
       if (port !== 7777) return reject(new Error(`connect ECONNREFUSED 127.0.0.1:${port}`));
-      const c = net.connect(echoPort, '127.0.0.1', () => resolve(c));
+      const c = net.connect({ port: echoPort, host: '127.0.0.1', ...(reads ? { onread: reads } : {}) }, () => resolve(c));
       c.once('error', reject);
     });
   },
