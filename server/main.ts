@@ -4,7 +4,6 @@
  * effective configuration; `corral doctor` checks the host; `corral import FILE` loads
  * an image archive into the store; `corral version`.
  */
-import './threadpool.js';
 import { configToToml, loadConfig, type Config } from '../runtime/config.js';
 import { USAGE, parseArgs } from './main-args.js';
 import { RuntimeError } from '../runtime/errors.js';
