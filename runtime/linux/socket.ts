@@ -7,11 +7,11 @@
 import koffi from 'koffi';
 import { SyscallError, lastErrno, libcLibrary } from './syscalls.js';
 
-const AF_UNIX = 1;
+export const AF_UNIX = 1;
 const AF_INET = 2;
-const SOCK_STREAM = 1;
+export const SOCK_STREAM = 1;
 const SOCK_SEQPACKET = 5;
-const SOCK_CLOEXEC = 0o2000000;
+export const SOCK_CLOEXEC = 0o2000000;
 const SOCK_NONBLOCK = 0o4000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;

@@ -13,11 +13,9 @@
 import { EventEmitter } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
+import { AF_UNIX, SOCK_CLOEXEC, SOCK_STREAM } from './socket.js';
 import { SyscallError, lastErrno, libcLibrary } from './syscalls.js';
 
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-const SOCK_CLOEXEC = 0o2000000;
 const WNOHANG = 1;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
