@@ -3,7 +3,7 @@
  * that the container service bind-mounts into each container, so that all containers of a
  * pod see the same content. Rendering is pure; writing is a thin wrapper.
  */
-import { promises as fs } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface PodFiles {
@@ -50,14 +50,18 @@ export interface WriteFilesInput {
   hostResolvConf?: string;
 }
 
-async function readOr(path: string, fallback: string): Promise<string> {
-  return fs.readFile(path, 'utf8').catch(() => fallback);
+function readOr(path: string, fallback: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return fallback;
+  }
 }
 
 /**
  * Writes hosts, resolv.conf and hostname into dir (0644: containers may run as any user).
- * Everything that can overlap does (the reads, then the three files): on the thread pool, so
- * that pods started together do not queue on the event loop.
+ * Synchronously, as the other small metadata writes of a pod (state/store.ts has the numbers):
+ * through the thread pool these were ten round trips.
  */
 export async function writePodFiles(input: WriteFilesInput): Promise<PodFiles> {
   const files: PodFiles = {
@@ -65,16 +69,15 @@ export async function writePodFiles(input: WriteFilesInput): Promise<PodFiles> {
     resolvConf: join(input.dir, 'resolv.conf'),
     hostname: join(input.dir, 'hostname'),
   };
-  const rendered = renderResolvConf(input.dns);
-  const [hosts, resolv] = await Promise.all([
-    input.hostNetwork ? input.hostHosts ?? readOr('/etc/hosts', renderHosts(input.hostname, [])) : renderHosts(input.hostname, input.ips),
-    rendered ?? input.hostResolvConf ?? readOr('/etc/resolv.conf', ''),
-  ]);
+  const hosts = input.hostNetwork
+    ? input.hostHosts ?? readOr('/etc/hosts', renderHosts(input.hostname, []))
+    : renderHosts(input.hostname, input.ips);
+  const resolv = renderResolvConf(input.dns) ?? input.hostResolvConf ?? readOr('/etc/resolv.conf', '');
   // No fsync: after a crash the sandbox is rebuilt or torn down, never served from these.
-  await Promise.all(([[files.hosts, hosts], [files.resolvConf, resolv], [files.hostname, `${input.hostname}\n`]] as const).map(async ([path, data]) => {
-    await fs.writeFile(path, data);
+  for (const [path, data] of [[files.hosts, hosts], [files.resolvConf, resolv], [files.hostname, `${input.hostname}\n`]] as const) {
+    writeFileSync(path, data);
     // Explicitly: the mode given at creation is subject to the daemon's umask.
-    await fs.chmod(path, 0o644);
-  }));
+    chmodSync(path, 0o644);
+  }
   return files;
 }

@@ -14,7 +14,7 @@
  * hostname; <state_dir>/sandboxes/<id>/ (tmpfs, gone after a reboot) holds the namespace pins
  * ns/{net,ipc,uts} and the shm mount point.
  */
-import { promises as fs } from 'node:fs';
+import { mkdirSync, promises as fs } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
@@ -368,7 +368,8 @@ export class SandboxService {
     const mark = (phase: string) => timer.mark(phase);
     return stack.guard(async () => {
       const runDir = this.runDir(id);
-      await fs.mkdir(join(runDir, 'ns'), { recursive: true, mode: 0o711 });
+      // Small metadata operations are synchronous here, as in state/store.ts (measured there).
+      mkdirSync(join(runDir, 'ns'), { recursive: true, mode: 0o711 });
       stack.push('run dir', () => fs.rm(runDir, { recursive: true, force: true }));
 
       let status: SandboxStatus = {
@@ -383,7 +384,7 @@ export class SandboxService {
       const recordFirst = modes.network === 'POD' || modes.pid === 'POD' || meta.cgroup !== undefined;
       const created = recordFirst
         ? this.store.create(id, meta, status)
-        : fs.mkdir(this.store.path(id), { recursive: true, mode: 0o700 });
+        : Promise.resolve(mkdirSync(this.store.path(id), { recursive: true, mode: 0o700 }));
       created.catch(() => undefined);
       stack.push('state', async () => {
         await created.catch(() => undefined);
@@ -482,7 +483,7 @@ export class SandboxService {
 
       if (modes.ipc === 'POD') {
         const shm = join(runDir, 'shm');
-        await fs.mkdir(shm, { recursive: true, mode: 0o755 });
+        mkdirSync(shm, { recursive: true, mode: 0o755 });
         await this.deps.syscalls.mountAsync('shm', shm, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${this.deps.config.pod.shm_size}`);
         stack.push('shm', () => this.umountShm(shm));
         mark('shm');

@@ -11,7 +11,11 @@
  * restart from then on) and deletes it in the background; load() empties the trash first.
  *
  * `durable: false` skips the fsyncs (the rename still makes the write atomic for a daemon
- * crash). For what a power loss may forget without harm: a record that nothing outside its
+ * crash), and is done synchronously: without an fsync the work is a few metadata operations in
+ * the page cache, cheaper than the two context switches of a thread-pool round trip each
+ * (measured, two daemons with interleaved rounds: a host-network pod cycle 7.8 -> 6.4 ms, ten
+ * in parallel 32.4 -> 30.5 ms). What may wait on the disk (fsync, recursive deletion) stays on
+ * the pool. For what a power loss may forget without harm: a record that nothing outside its
  * own dirs depends on, or a state that recovery works out again (after a reboot every pod's
  * namespaces are gone anyway). A file the power loss leaves empty makes load() skip the object
  * as a crashed create, which the owner's recovery cleans up.
@@ -19,7 +23,7 @@
  * Lookups accept a unique id prefix, as crictl passes short ids.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { mkdirSync, promises as fs, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, isENOENT } from '../errors.js';
 
@@ -50,8 +54,17 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
 /** Writes (and fsyncs, when durable) temp files concurrently, renames them in the given order, then fsyncs dir once. */
 export async function writeFilesAtomic(dir: string, files: ReadonlyArray<readonly [name: string, data: string | Uint8Array]>, durable = true): Promise<void> {
   const suffix = `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  if (!durable) {
+    try {
+      for (const [name, data] of files) writeFileSync(join(dir, name + suffix), data, { mode: 0o600 });
+      for (const [name] of files) renameSync(join(dir, name + suffix), join(dir, name));
+    } catch (err) {
+      for (const [name] of files) rmSync(join(dir, name + suffix), { force: true });
+      throw err;
+    }
+    return;
+  }
   const written = await Promise.allSettled(files.map(async ([name, data]) => {
-    if (!durable) return fs.writeFile(join(dir, name + suffix), data, { mode: 0o600 });
     const fh = await fs.open(join(dir, name + suffix), 'w', 0o600);
     try {
       await fh.writeFile(data);
@@ -113,7 +126,7 @@ export class ObjectStore<M, S> {
   async create(id: string, meta: M, status: S, opts: { durable?: boolean } = {}): Promise<Entry<M, S>> {
     if (this.entries.has(id)) throw new AlreadyExistsError(`${this.kind} ${id} already exists`);
     const dir = this.path(id);
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     // status first: an object is only loaded when meta.json exists, and meta.json is renamed last.
     await writeFilesAtomic(dir, [['status.json', JSON.stringify(status)], ['meta.json', JSON.stringify(meta)]], opts.durable ?? true);
     const entry = { id, meta, status };
@@ -180,22 +193,22 @@ export class ObjectStore<M, S> {
   async remove(id: string): Promise<void> {
     this.entries.delete(id);
     const trash = join(this.trashDir(), `${id}-${randomBytes(4).toString('hex')}`);
-    if (!(await this.moveToTrash(id, trash))) return;
+    if (!this.moveToTrash(id, trash)) return;
     const done = fs.rm(trash, { recursive: true, force: true }).catch(() => undefined).finally(() => this.pendingRemovals.delete(done));
     this.pendingRemovals.add(done);
   }
 
-  /** False when the object has no directory. */
-  private async moveToTrash(id: string, trash: string): Promise<boolean> {
+  /** False when the object has no directory. Synchronous: two metadata operations at most. */
+  private moveToTrash(id: string, trash: string): boolean {
     for (let attempt = 0; ; attempt++) {
       try {
-        await fs.rename(this.path(id), trash);
+        renameSync(this.path(id), trash);
         return true;
       } catch (err) {
         if (!isENOENT(err)) throw err;
         if (attempt > 0) return false;
         // Either the object never had a directory or the trash does not exist yet.
-        await fs.mkdir(this.trashDir(), { recursive: true, mode: 0o700 });
+        mkdirSync(this.trashDir(), { recursive: true, mode: 0o700 });
       }
     }
   }
