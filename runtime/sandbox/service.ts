@@ -570,11 +570,8 @@ export class SandboxService {
     await this.stopLocked(id);
     if (this.containers) await this.containers.removeAllInPod(id);
     if (e.meta.modes.pid === 'POD' && this.infra) await this.infra.remove(id);
-    const runDir = this.runDir(id);
-    for (const p of [e.status.namespaces.net, e.status.namespaces.ipc, e.status.namespaces.uts]) {
-      if (p && !p.startsWith(runDir + '/')) await this.pinner.unpin(p);
-    }
-    await this.cleanupRunDir(id, true);
+    const pins = [e.status.namespaces.net, e.status.namespaces.ipc, e.status.namespaces.uts].filter((p): p is string => !!p);
+    await this.cleanupRunDir(id, { background: true, pins, shm: e.status.shmMounted });
     if (e.status.cgroupCreated.length > 0) {
       try {
         await removeCgroupDirs(e.status.cgroupCreated);
@@ -744,11 +741,15 @@ export class SandboxService {
    * background, the deletion is not waited for: nothing is mounted there any more, and a run
    * dir left by a crash meanwhile is swept by recovery (it has no record).
    */
-  private async cleanupRunDir(id: string, background = false): Promise<void> {
+  private async cleanupRunDir(id: string, known?: { background: boolean; pins: string[]; shm: boolean }): Promise<void> {
     const dir = this.runDir(id);
-    await Promise.all([...['net', 'ipc', 'uts'].map((ns) => this.pinner.unpin(join(dir, 'ns', ns))), this.umountShm(join(dir, 'shm'))]);
+    // What the record says is pinned and mounted, when it is trusted (a normal removal); else
+    // (recovery of a crashed create) every fixed path under the run dir.
+    const pins = known ? known.pins : ['net', 'ipc', 'uts'].map((ns) => join(dir, 'ns', ns));
+    const shm = !known || known.shm;
+    await Promise.all([...pins.map((p) => this.pinner.unpin(p)), ...(shm ? [this.umountShm(join(dir, 'shm'))] : [])]);
     const removal = fs.rm(dir, { recursive: true, force: true });
-    if (!background) return removal;
+    if (!known?.background) return removal;
     const done: Promise<void> = removal
       .catch((err) => { this.deps.logger.warn(`pod sandbox ${id}: removing its run dir: ${errorMessage(err)}`); })
       .finally(() => this.pendingRemovals.delete(done));
