@@ -55,3 +55,13 @@ test('many children in parallel are all reaped', async (t) => {
   const rs = await Promise.all(Array.from({ length: 40 }, (_, i) => collect(fastSpawn('/bin/sh', ['-c', `exit ${i % 5}`]))));
   t.deepEqual(rs.map((r) => r.code), Array.from({ length: 40 }, (_, i) => i % 5));
 });
+
+test('a source fd numbered like one of the targets reaches its target intact', async (t) => {
+  // Our fd 2 given as the child's fd 4 while a pipe becomes its fd 2: without care, the child's
+  // fd 4 would be a copy of its new fd 2 (the pipe), not of ours.
+  const c = fastSpawn('/bin/sh', ['-c', 'echo to-pipe >&2; echo to-our-stderr >&4'], { stdio: ['ignore', 'ignore', 'pipe', 'ignore', 2] });
+  let piped = '';
+  c.stderr!.on('data', (b: Buffer) => { piped += b.toString(); });
+  await new Promise((resolve) => c.on('close', resolve));
+  t.is(piped, 'to-pipe\n');
+});

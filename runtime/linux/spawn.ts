@@ -17,6 +17,7 @@ import { AF_UNIX, SOCK_CLOEXEC, SOCK_STREAM } from './socket.js';
 import { SyscallError, lastErrno, libcLibrary } from './syscalls.js';
 
 const WNOHANG = 1;
+const F_DUPFD_CLOEXEC = 1030;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
 const POSIX_SPAWN_SETSID = 0x80;
@@ -26,7 +27,7 @@ const ATTR_SIZE = 1024;
 const SIGSET_SIZE = 128;
 
 type Fn = (...args: unknown[]) => number;
-let fns: Record<'spawnp' | 'faInit' | 'faDup2' | 'faDestroy' | 'faChdir' | 'attrInit' | 'attrSetFlags' | 'attrSetMask' | 'attrSetDefault' | 'attrDestroy' | 'sigEmpty' | 'sigFill' | 'socketpair' | 'close' | 'waitpid', Fn> | undefined;
+let fns: Record<'spawnp' | 'faInit' | 'faDup2' | 'faDestroy' | 'faChdir' | 'attrInit' | 'attrSetFlags' | 'attrSetMask' | 'attrSetDefault' | 'attrDestroy' | 'sigEmpty' | 'sigFill' | 'socketpair' | 'close' | 'fcntl' | 'waitpid', Fn> | undefined;
 
 function bind() {
   const libc = libcLibrary();
@@ -46,6 +47,7 @@ function bind() {
     sigFill: f('int sigfillset(void *set)'),
     socketpair: f('int socketpair(int domain, int type, int protocol, _Out_ int *fds)'),
     close: f('int close(int fd)'),
+    fcntl: f('int fcntl(int fd, int cmd, int arg)'),
     waitpid: f('int waitpid(int pid, _Out_ int *status, int options)'),
   };
 }
@@ -170,6 +172,15 @@ export function fastSpawn(file: string, args: readonly string[], opts: FastSpawn
   let devNull: number | undefined;
   fns.faInit(fa);
   fns.attrInit(attr);
+  // The dup2s run in order in the child: a source fd numbered like an earlier target would
+  // already be overwritten, so every source is first moved above the targets (a copy we close).
+  const above = (fd: number): number => {
+    if (fd >= modes.length) return fd;
+    const copy = fns!.fcntl(fd, F_DUPFD_CLOEXEC, modes.length);
+    if (copy < 0) throw new SyscallError('fcntl', lastErrno(), `${fd}, F_DUPFD_CLOEXEC`);
+    childEnds.push(copy);
+    return copy;
+  };
   try {
     for (let i = 0; i < modes.length; i++) {
       const m = modes[i]!;
@@ -177,14 +188,14 @@ export function fastSpawn(file: string, args: readonly string[], opts: FastSpawn
         const [mine, theirs] = socketPair();
         parentEnds.push(mine);
         childEnds.push(theirs);
-        fns.faDup2(fa, theirs, i);
+        fns.faDup2(fa, above(theirs), i);
       } else if (m === 'ignore') {
         devNull ??= openSync('/dev/null', 'r+');
         parentEnds.push(undefined);
-        fns.faDup2(fa, devNull, i);
+        fns.faDup2(fa, above(devNull), i);
       } else {
         parentEnds.push(undefined);
-        fns.faDup2(fa, m, i);
+        fns.faDup2(fa, above(m), i);
       }
     }
     if (opts.cwd) fns.faChdir(fa, opts.cwd);
