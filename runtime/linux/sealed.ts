@@ -69,7 +69,10 @@ export function sealsOf(fd: number): number {
   return check('fcntl', fns.fcntl(fd, F_GET_SEALS, 0), `${fd}, F_GET_SEALS`);
 }
 
-interface Copy { fd: number; ino: number; size: number; mtimeMs: number }
+interface Copy { fd: number; ino: number; size: number; mtimeMs: number; checkedAt: number }
+
+/** How long a copy is used without looking at the file again (every container view asks). */
+const RECHECK_MS = 1000;
 
 /**
  * The executable path to use for `path`: the sealed copy, made on first use and again when
@@ -81,6 +84,8 @@ export class SealedBinaries {
   constructor(private readonly onError: (path: string, err: unknown) => void = () => undefined) {}
 
   execPath(path: string): string {
+    const known = this.copies.get(path);
+    if (known && Date.now() - known.checkedAt < RECHECK_MS) return `/proc/${process.pid}/fd/${known.fd}`;
     let st;
     try {
       st = statSync(path);
@@ -89,14 +94,17 @@ export class SealedBinaries {
     }
     const cur = this.copies.get(path);
     if (cur === null) return path;
-    if (cur && cur.ino === st.ino && cur.size === st.size && cur.mtimeMs === st.mtimeMs) return `/proc/${process.pid}/fd/${cur.fd}`;
+    if (cur && cur.ino === st.ino && cur.size === st.size && cur.mtimeMs === st.mtimeMs) {
+      cur.checkedAt = Date.now();
+      return `/proc/${process.pid}/fd/${cur.fd}`;
+    }
     try {
       const fd = sealedCopy(path, `corral:${path.split('/').pop()}`);
       if (fstatSync(fd).size !== st.size) throw new Error(`${path} changed while it was copied`);
       // The old copy may still be starting a command: the kernel keeps a running image alive,
       // but exec by path needs the fd, so the old one is closed only after a grace period.
       if (cur) setTimeout(() => closeSync(cur.fd), 60_000).unref();
-      this.copies.set(path, { fd, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs });
+      this.copies.set(path, { fd, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, checkedAt: Date.now() });
       return `/proc/${process.pid}/fd/${fd}`;
     } catch (err) {
       this.onError(path, err);
