@@ -25,7 +25,8 @@ function ownNs(): string[] {
   return ['net', 'ipc', 'uts'].map((n) => readlinkSync(`/proc/self/ns/${n}`));
 }
 
-rtest('pin: hostname and sysctls inside the new namespaces, host untouched; unpin leaves nothing', async (t) => {
+/** A temp dir and a pinner, both gone (mounts included) after the test. */
+async function setup(t: { teardown(fn: () => Promise<void>): void }): Promise<{ base: string; pinner: WorkerPinner }> {
   const base = await fs.mkdtemp(join(tmpdir(), 'corral-pin-'));
   const pinner = new WorkerPinner(linux);
   t.teardown(async () => {
@@ -33,6 +34,11 @@ rtest('pin: hostname and sysctls inside the new namespaces, host untouched; unpi
     await fs.rm(base, { recursive: true, force: true });
     await pinner.close();
   });
+  return { base, pinner };
+}
+
+rtest('pin: hostname and sysctls inside the new namespaces, host untouched; unpin leaves nothing', async (t) => {
+  const { base, pinner } = await setup(t);
   const before = ownNs();
   const hostPortStart = (await fs.readFile('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')).trim();
   const dirs = [join(base, 'a'), join(base, 'b')];
@@ -67,13 +73,7 @@ rtest('pin: hostname and sysctls inside the new namespaces, host untouched; unpi
 });
 
 rtest('pin: a refused sysctl fails with its name and leaves no pin; the worker keeps serving', async (t) => {
-  const base = await fs.mkdtemp(join(tmpdir(), 'corral-pin-'));
-  const pinner = new WorkerPinner(linux);
-  t.teardown(async () => {
-    for (const m of (await mountsUnder(base)).reverse()) await run('umount', ['-l', m]).catch(() => undefined);
-    await fs.rm(base, { recursive: true, force: true });
-    await pinner.close();
-  });
+  const { base, pinner } = await setup(t);
   const before = ownNs();
   const err = await t.throwsAsync(pinner.pin({ dir: base, namespaces: ['net', 'uts'], hostname: 'x', sysctls: [['net/ipv4/no_such_knob', '1']] }));
   t.true(err instanceof SysctlWriteError);

@@ -63,7 +63,7 @@ export function sealedCopy(path: string, name = 'corral-sealed'): number {
   }
 }
 
-/** The seals of fd (for tests and `corral doctor`). */
+/** The seals of fd (tests check them). */
 export function sealsOf(fd: number): number {
   fns ??= bind();
   return check('fcntl', fns.fcntl(fd, F_GET_SEALS, 0), `${fd}, F_GET_SEALS`);

@@ -13,6 +13,7 @@
 import { EventEmitter } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
+import { constants } from 'node:os';
 import { AF_UNIX, SOCK_CLOEXEC, SOCK_STREAM } from './socket.js';
 import { SyscallError, lastErrno, libcLibrary } from './syscalls.js';
 
@@ -52,10 +53,8 @@ function bind() {
   };
 }
 
-const SIGNAL_NAMES: Record<number, NodeJS.Signals> = {
-  1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL',
-  10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM',
-};
+/** Signal number -> name, from node's own table. */
+const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
 
 /** 'pipe': a socket pair to the daemon (what node:child_process makes too); a number: that fd of ours. */
 export type StdioMode = 'pipe' | 'ignore' | number;
@@ -98,7 +97,7 @@ export class FastChild extends EventEmitter {
   exited(status: number): void {
     const sig = status & 0x7f;
     if (sig === 0) this.exitCode = (status >> 8) & 0xff;
-    else this.signalCode = SIGNAL_NAMES[sig] ?? (`SIG${sig}` as NodeJS.Signals);
+    else this.signalCode = SIGNAL_NAMES.get(sig) ?? (`SIG${sig}` as NodeJS.Signals);
     this.emit('exit', this.exitCode, this.signalCode);
     // 'close' once the stdio pipes are drained too, as node:child_process does.
     const open = this.stdio.slice(1).filter((s): s is net.Socket => !!s && !s.destroyed && !s.readableEnded);

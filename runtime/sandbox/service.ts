@@ -40,7 +40,6 @@ import type { PodSandboxFilter__Output } from '../../proto/gen/runtime/v1/PodSan
 import type { PodSandbox } from '../../proto/gen/runtime/v1/PodSandbox.js';
 import type { PodSandboxStatusResponse } from '../../proto/gen/runtime/v1/PodSandboxStatusResponse.js';
 
-
 /**
  * Durability of pod records. Only the record a pod gets before its first effect outside its
  * own dirs (CNI: IPAM allocations live on disk across reboots) is fsynced, so that recovery
@@ -50,6 +49,7 @@ import type { PodSandboxStatusResponse } from '../../proto/gen/runtime/v1/PodSan
  * network included), whatever the last status said.
  */
 const LOSABLE = { durable: false } as const;
+
 export type SandboxConfig = PodSandboxConfig__Output;
 export type SandboxState = 'READY' | 'NOTREADY';
 
@@ -382,9 +382,8 @@ export class SandboxService {
       // and pins under a run dir without a record, and recovery sweeps both. The record and the
       // namespaces are made at the same time for the same reason.
       const recordFirst = modes.network === 'POD' || modes.pid === 'POD' || meta.cgroup !== undefined;
-      const created = recordFirst
-        ? this.store.create(id, meta, status)
-        : Promise.resolve(mkdirSync(this.store.path(id), { recursive: true, mode: 0o700 }));
+      if (!recordFirst) mkdirSync(this.store.path(id), { recursive: true, mode: 0o700 });
+      const created: Promise<unknown> = recordFirst ? this.store.create(id, meta, status) : Promise.resolve();
       created.catch(() => undefined);
       stack.push('state', async () => {
         await created.catch(() => undefined);

@@ -9,9 +9,9 @@
  * kills the command through its pid file, so nothing is left running in the container.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, openSync, promises as fs, readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, promises as fs, readFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tty from 'node:tty';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
@@ -34,7 +34,6 @@ export interface ExecBackendDeps {
 const DRAIN_GRACE_MS = 500;
 const CONSOLE_TIMEOUT_MS = 30_000;
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
 
 /**
  * crun and runc exit 255 and print why when the command cannot be started. Shells (and CRI-O)
@@ -135,7 +134,7 @@ export class RuntimeExecBackend implements ExecBackend {
 
   private waitExit(child: FastChild): Promise<number> {
     return new Promise((resolve) => {
-      child.once('exit', (code: number | null, sig: NodeJS.Signals | null) => resolve(code ?? 128 + (SIGNALS[sig ?? ''] ?? 9)));
+      child.once('exit', (code: number | null, sig: NodeJS.Signals | null) => resolve(code ?? 128 + (sig ? constants.signals[sig] : 9)));
     });
   }
 
@@ -207,7 +206,7 @@ export class RuntimeExecBackend implements ExecBackend {
     let stop = () => {};
     try {
       if (io.resize.current) setWinsize(master, io.resize.current.height, io.resize.current.width);
-      const slave = openSync(slavePath, constants.O_RDWR | constants.O_NOCTTY);
+      const slave = openSync(slavePath, fsConstants.O_RDWR | fsConstants.O_NOCTTY);
       try {
         // Raw from the start: runc sets it raw too, but input typed before that would echo twice.
         setRaw(slave);
