@@ -68,11 +68,13 @@ export interface AttachBackend {
 }
 
 /**
- * Reads of the pod's socket into one buffer of the caller's (net.Socket's `onread`): no
- * allocation per read, and reads as large as the buffer. The callback returns false to pause.
+ * Reads of the pod's socket into the caller's buffers (net.Socket's `onread`): no allocation
+ * per read, and reads as large as the buffer. `buffer` is one buffer, reused for every read, or
+ * a function called after each read for the buffer of the next one. The callback returns false
+ * to pause.
  */
 export interface PodReads {
-  buffer: Buffer;
+  buffer: Buffer | (() => Buffer);
   callback: (bytes: number, buffer: Buffer) => boolean;
 }
 

@@ -236,10 +236,15 @@ export class SpdySession extends EventEmitter {
     return this.mode === 'strict' || (this.mode === 'auto' && this.peerFlowControl);
   }
 
-  /** @internal Sends DATA frames for one write, honouring windows and socket backpressure. */
+  /**
+   * @internal Sends DATA frames for one write, honouring windows and socket backpressure.
+   * Resolves once the socket has handed the last byte of `chunk` to the kernel, so a stream's
+   * write callback means its buffer may be reused (port-forward recycles its read buffers).
+   */
   async writeData(s: SpdyStream, chunk: Buffer): Promise<void> {
     if (!s.replied) s.reply();
     let off = 0;
+    let flushed: Promise<void> | undefined;
     while (off < chunk.length) {
       if (this.closed || this.socket.destroyed) throw new Error('spdy session closed');
       if (s.resetStatus !== undefined) throw new Error(`spdy stream ${s.id} was reset`);
@@ -259,10 +264,14 @@ export class SpdySession extends EventEmitter {
       off += n;
       this.socket.cork();
       this.socket.write(dataFrameHeader(s.id, 0, n));
-      this.socket.write(part);
+      // Writes complete in order: the last part's callback covers the whole chunk. A failed
+      // write resolves too; the socket's 'close' tears the session down.
+      if (off >= chunk.length) flushed = new Promise<void>((resolve) => this.socket.write(part, () => resolve()));
+      else this.socket.write(part);
       process.nextTick(() => this.socket.uncork());
       if (this.socket.writableLength > SOCKET_BUFFER_LIMIT) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
     }
+    if (flushed) await flushed;
   }
 
   private waitWindow(s: SpdyStream): Promise<void> {
