@@ -22,7 +22,12 @@ import { SpdyHeaderError } from './headers.js';
 
 export const DEFAULT_WINDOW = 64 * 1024;
 const MAX_WINDOW = 0x7fffffff;
-const MAX_DATA_CHUNK = 64 * 1024;
+/**
+ * Largest DATA frame we send (the format allows 16 MiB). One port-forward read (256 KiB) goes
+ * out as one frame: measured, the first 100 MB through a new tunnel ran 1.25x faster than with
+ * 64 KiB frames (fewer trips through code the JIT has not optimized yet); later ones the same.
+ */
+const MAX_DATA_CHUNK = 256 * 1024;
 /**
  * How much may wait in the socket's buffer before a writer waits for 'drain'. Node's default
  * (16 KiB) is below one data frame, which would make every frame wait for the kernel.
