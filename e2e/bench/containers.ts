@@ -116,9 +116,13 @@ export async function benchContainers(h: Harness, cri: CriClient, opts: Containe
     const ref = (await cri.call<{ container_id: string }>('CreateContainer', { pod_sandbox_id: pod, sandbox_config: pcfg, config: containerConfig('reference', image) })).container_id;
     await cri.call('StartContainer', { container_id: ref });
     const tpl = floorTemplate(ref);
+    // Bundles (overlay upper/work, config.json) where corral keeps its own, below the harness
+    // dir; exit files and attach sockets on the state tmpfs, beside corral's.
     const shared = join(h.dir, 'floor-ctr');
-    mkdirSync(join(shared, 'exits'), { recursive: true });
-    mkdirSync(join(shared, 'attach'), { recursive: true });
+    const runShared = join(h.stateDir, 'floor-ctr');
+    mkdirSync(shared, { recursive: true });
+    mkdirSync(join(runShared, 'exits'), { recursive: true });
+    mkdirSync(join(runShared, 'attach'), { recursive: true });
     const script = join(BENCH_DIR, 'floor-ctr.sh');
     const live = new Map<string, string[]>();
     const cleanLive = () => {
@@ -140,11 +144,11 @@ export async function benchContainers(h: Harness, cri: CriClient, opts: Containe
       spec.root.path = join(dir, 'rootfs');
       if (typeof spec.linux?.cgroupsPath === 'string') spec.linux.cgroupsPath = spec.linux.cgroupsPath.replaceAll(tpl.refId, id);
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
-      const common = [dir, id, tpl.lower, tpl.runtime, tpl.runtimeRoot, join(shared, 'exits')];
+      const common = [dir, id, tpl.lower, tpl.runtime, tpl.runtimeRoot, join(runShared, 'exits')];
       live.set(id, common);
       let t0 = performance.now();
       try {
-        await sh('bash', [script, 'start', ...common, '--', ...floorConmonArgs(tpl, id, dir, shared)], 60_000);
+        await sh('bash', [script, 'start', ...common, '--', ...floorConmonArgs(tpl, id, dir, runShared)], 60_000);
       } catch (e) {
         await sh('bash', [script, 'clean', ...common], 30_000).catch(() => {});
         throw e;

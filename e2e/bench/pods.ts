@@ -32,7 +32,8 @@ function prepareFloorNet(h: Harness, netDir: string): string[] {
 
 export async function benchPods(h: Harness, cri: CriClient, opts: PodsOptions): Promise<BenchResult> {
   const res = newResult('pods');
-  const floorDir = join(h.dir, 'floor-pods');
+  // The floor pins its namespaces where corral does: on the state tmpfs.
+  const floorDir = join(h.stateDir, 'floor-pods');
   const netDir = join(floorDir, 'net');
   const types = prepareFloorNet(h, netDir);
   let seq = 0;

@@ -50,6 +50,8 @@ export interface LeakScope {
    * attributed by dir, marker, id or bridge counts, and the rest is reported as a note.
    */
   exclusive: boolean;
+  /** Mounts the harness made itself (the state dir's tmpfs): not leaks, though cleanup detaches them too. */
+  ownMounts?: string[];
 }
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -254,6 +256,7 @@ export async function findLeaks(before: Snapshot, scope: LeakScope): Promise<Lea
   const note = !scope.exclusive;
   const mentionsId = (s: string) => scope.ids.some((id) => s.includes(id));
   for (const m of readMounts()) {
+    if (scope.ownMounts?.includes(m.point)) continue;
     if (under(m.point, scope.dir) || mentionsId(m.point)) leaks.push({ kind: 'mount', what: `${m.fstype} ${m.point}` });
     else if ((m.fstype === 'overlay' || m.fstype === 'nsfs') && !before.mounts.has(`${m.fstype} ${m.point}`)) {
       leaks.push({ kind: 'mount', what: `${m.fstype} ${m.point}`, note });

@@ -81,6 +81,10 @@ test('run: pins, sets up the network, writes files, mounts shm; status and view 
   t.is(await fs.readFile(v.files.resolvConf, 'utf8'), 'search svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n');
   t.regex(await fs.readFile(v.files.hosts, 'utf8'), /10\.0\.0\.2\tweb\n/);
   t.is(await fs.readFile(v.files.hostname, 'utf8'), 'web\n');
+  // Beside the pins, on the state dir (a tmpfs on a node); the record's dir holds only the record.
+  const runDir = join(config.state_dir, 'sandboxes', id);
+  t.deepEqual([v.files.hosts, v.files.resolvConf, v.files.hostname], ['hosts', 'resolv.conf', 'hostname'].map((f) => join(runDir, f)));
+  t.deepEqual((await fs.readdir(join(config.root_dir, 'sandboxes', id))).sort(), ['meta.json', 'status.json']);
   t.truthy(v.files.shm);
   const mount = sys.calls.find((c) => c.name === 'mount')!;
   t.deepEqual(mount.args, ['shm', v.files.shm, 'tmpfs', 0x2 | 0x4 | 0x8, `mode=1777,size=${64 * 1024 * 1024}`]);
@@ -314,6 +318,20 @@ test('restart: READY sandboxes come back with their names; lost pins mean NOTREA
   await svc2.remove(id);
   await svc2.remove(lost);
   t.false(e.network.up.has(id));
+});
+
+test('restart: a record from before the pod files moved to the run dir still finds them in its own dir', async (t) => {
+  const e = await env(t);
+  const id = await e.svc.run(podConfig());
+  const recDir = join(e.config.root_dir, 'sandboxes', id);
+  const meta = JSON.parse(await fs.readFile(join(recDir, 'meta.json'), 'utf8')) as Record<string, unknown>;
+  delete meta.filesDir;
+  await fs.writeFile(join(recDir, 'meta.json'), JSON.stringify(meta));
+  const svc2 = await e.reopen();
+  const v = svc2.get(id);
+  t.is(v.state, 'READY');
+  t.is(v.files.hosts, join(recDir, 'hosts'));
+  await svc2.remove(id);
 });
 
 test('restart: a run dir without a record (a create cut short before writing it) is swept', async (t) => {

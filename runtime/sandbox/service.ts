@@ -10,9 +10,13 @@
  * "creating" sandboxes are persisted first (so a daemon crash mid-create can be undone at the
  * next start) but hidden from every lookup until READY.
  *
- * Layout: <root_dir>/sandboxes/<id>/ holds meta.json, status.json, hosts, resolv.conf and
- * hostname; <state_dir>/sandboxes/<id>/ (tmpfs, gone after a reboot) holds the namespace pins
- * ns/{net,ipc,uts} and the shm mount point.
+ * Layout: <root_dir>/sandboxes/<id>/ holds the record, meta.json and status.json;
+ * <state_dir>/sandboxes/<id>/ (tmpfs, gone after a reboot) holds the namespace pins
+ * ns/{net,ipc,uts}, the shm mount point and the files bind-mounted into the containers (hosts,
+ * resolv.conf, hostname), as CRI-O keeps them: they serve only a READY pod, which no pod is
+ * after a reboot, and a tmpfs costs no disk inodes for them (measured on ext4 without a journal,
+ * whose allocator skips every recently deleted inode: creating and removing pods slowed with
+ * each file a pod kept on the disk).
  */
 import { mkdirSync, promises as fs } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
@@ -67,6 +71,8 @@ export interface SandboxMeta {
   createdAt: string;
   modes: NamespaceModes;
   hostname: string;
+  /** Where hosts, resolv.conf and hostname are: the run dir. Absent in records made before they moved there from the record's dir. */
+  filesDir?: string;
   /** The pod cgroup: `parent` in the driver's spelling, `path` below the hierarchy root. */
   cgroup?: { parent: string; path: string };
 }
@@ -276,7 +282,7 @@ export class SandboxService {
   }
 
   private view(e: Entry<SandboxMeta, SandboxStatus>): SandboxView {
-    const dir = this.store.path(e.id);
+    const dir = e.meta.filesDir ?? this.store.path(e.id);
     const s = e.status;
     return {
       id: e.id,
@@ -344,7 +350,7 @@ export class SandboxService {
     this.names.reserve(name, id);
     const meta: SandboxMeta = {
       id, name, config, runtimeHandler: handler, requestedHandler: runtimeHandler, createdAt: nowNs(), modes, hostname,
-      ...(cgroup ? { cgroup } : {}),
+      filesDir: this.runDir(id), ...(cgroup ? { cgroup } : {}),
     };
     const p = (async () => {
       try {
@@ -378,11 +384,9 @@ export class SandboxService {
       };
       // Effects outside the pod's own dirs (its network, an infra process, a pod cgroup) need the
       // durable record first, so that recovery can undo them. Any other pod is recorded once,
-      // when ready: a crash before that leaves a state dir without meta.json (load() skips it)
-      // and pins under a run dir without a record, and recovery sweeps both. The record and the
-      // namespaces are made at the same time for the same reason.
+      // when ready: a crash before that leaves a run dir without a record, which recovery
+      // sweeps. The record and the namespaces are made at the same time for the same reason.
       const recordFirst = modes.network === 'POD' || modes.pid === 'POD' || meta.cgroup !== undefined;
-      if (!recordFirst) mkdirSync(this.store.path(id), { recursive: true, mode: 0o700 });
       const created: Promise<unknown> = recordFirst ? this.store.create(id, meta, status) : Promise.resolve();
       created.catch(() => undefined);
       stack.push('state', async () => {
@@ -472,7 +476,7 @@ export class SandboxService {
       }
 
       await writePodFiles({
-        dir: this.store.path(id),
+        dir: runDir,
         hostname: meta.hostname,
         ips: status.ips,
         hostNetwork: modes.network === 'NODE',
