@@ -541,20 +541,28 @@ export class SandboxService {
     const e = this.store.get(id);
     if (!e) return;
     if (this.containers) await this.containers.stopAllInPod(id, POD_STOP_CONTAINER_TIMEOUT_SEC);
-    let s = e.status;
+    const s = e.status;
+    // One status write for the whole stop (each write is a new inode on the disk): a crash
+    // before it repeats the steps at the next stop, and each is idempotent (CNI DEL finds no
+    // cache record, the infra process is gone, shm is not mounted).
+    const netDown = (cur: SandboxStatus): SandboxStatus => ({ ...cur, networkUp: false, ips: [] });
+    let networkTornDown = false;
     if (s.networkUp) {
       if (!this.network) throw new FailedPreconditionError(`pod sandbox ${id}: its network was set up, but no pod network is configured to tear it down`);
       await this.network.tearDownPod({ ...this.netRef(e.meta), netnsPath: s.namespaces.net });
-      s = await this.store.update(id, (cur) => ({ ...cur, networkUp: false, ips: [] }), LOSABLE);
+      networkTornDown = true;
     }
-    if (s.infraRunning && this.infra) {
-      await this.infra.stop(id);
+    try {
+      if (s.infraRunning && this.infra) await this.infra.stop(id);
+      if (s.shmMounted && s.shm) await this.umountShm(s.shm);
+    } catch (err) {
+      if (networkTornDown) await this.store.update(id, netDown, LOSABLE);
+      throw err;
     }
-    if (s.shmMounted && s.shm) await this.umountShm(s.shm);
-    if (s.state !== 'NOTREADY' || s.infraRunning || s.shmMounted) {
+    if (networkTornDown || s.state !== 'NOTREADY' || s.infraRunning || s.shmMounted) {
       const wasReady = s.state === 'READY';
       await this.store.update(id, (cur) => ({
-        ...cur, state: 'NOTREADY', infraRunning: false, shmMounted: false, stoppedAt: cur.stoppedAt ?? nowNs(),
+        ...netDown(cur), state: 'NOTREADY', infraRunning: false, shmMounted: false, stoppedAt: cur.stoppedAt ?? nowNs(),
       }), LOSABLE);
       if (wasReady) this.emit('CONTAINER_STOPPED_EVENT', id);
     }
