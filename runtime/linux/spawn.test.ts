@@ -1,5 +1,5 @@
 import test from 'ava';
-import { fastSpawn, type FastChild } from './spawn.js';
+import { fastSpawn, fastSpawnAsync, type FastChild } from './spawn.js';
 
 function collect(c: FastChild): Promise<{ code: number | null; signal: string | null; out: string; err: string }> {
   let out = '';
@@ -64,4 +64,20 @@ test('a source fd numbered like one of the targets reaches its target intact', a
   c.stderr!.on('data', (b: Buffer) => { piped += b.toString(); });
   await new Promise((resolve) => c.on('close', resolve));
   t.is(piped, 'to-pipe\n');
+});
+
+test('fastSpawnAsync: the same child, started from a worker thread; one that exits at once is still reaped; errors reject', async (t) => {
+  const c = await fastSpawnAsync('/bin/sh', ['-c', 'read x; echo "got $x"; exit 3'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  t.true(c.pid > 0);
+  c.stdin!.end('it\n');
+  t.deepEqual(await collect(c), { code: 3, signal: null, out: 'got it\n', err: '' });
+  // Exits before fastSpawnAsync lists it: its SIGCHLD finds nothing; the reap after the spawn does.
+  // Listeners attached right after the await, as callers do (and as with node:child_process, before the next turn of the loop).
+  const codes = await Promise.all(Array.from({ length: 20 }, async () => {
+    const q = await fastSpawnAsync('/bin/true', [], { stdio: ['ignore', 'ignore', 'ignore'] });
+    return new Promise<number | null>((r) => q.on('close', (code: number | null) => r(code)));
+  }));
+  t.deepEqual(codes, Array(20).fill(0));
+  const err = await t.throwsAsync(fastSpawnAsync('/nonexistent/binary', []));
+  t.is((err as NodeJS.ErrnoException).code, 'ENOENT');
 });

@@ -124,19 +124,24 @@ let listening = false;
 let poll: NodeJS.Timeout | undefined;
 
 function reap(): void {
-  const status = new Int32Array(1);
-  for (const [pid, child] of children) {
-    const r = fns!.waitpid(pid, status, WNOHANG);
-    if (r === pid) {
-      children.delete(pid);
-      child.exited(status[0]!);
-    } else if (r === -1) {
-      // ECHILD: somebody else reaped it; no status to report.
-      children.delete(pid);
-      child.exited(0xff << 8);
-    }
-  }
+  for (const child of children.values()) reapOne(child, false);
   updatePoll();
+}
+
+const waitStatus = new Int32Array(1);
+
+/** Collects one child's exit if it has exited. */
+function reapOne(child: FastChild, poll = true): void {
+  const r = fns!.waitpid(child.pid, waitStatus, WNOHANG);
+  if (r === child.pid) {
+    children.delete(child.pid);
+    child.exited(waitStatus[0]!);
+  } else if (r === -1) {
+    // ECHILD: somebody else reaped it; no status to report.
+    children.delete(child.pid);
+    child.exited(0xff << 8);
+  }
+  if (poll) updatePoll();
 }
 
 function updatePoll(): void {
@@ -156,6 +161,54 @@ function socketPair(): [number, number] {
 
 /** Starts file (searched in PATH) with args; throws a SyscallError (code ENOENT, EACCES...) when it cannot. */
 export function fastSpawn(file: string, args: readonly string[], opts: FastSpawnOptions = {}): FastChild {
+  const call = prepare(file, args, opts);
+  let err = -1;
+  try {
+    err = fns!.spawnp(...call.args);
+  } finally {
+    call.release();
+  }
+  return call.finish(err);
+}
+
+/**
+ * fastSpawn with the spawn itself on koffi's worker threads. Attach listeners right after the
+ * await: a child that is already gone reports its exit on the next turn of the event loop. posix_spawn returns only once the
+ * child has exec'd (CLONE_VFORK): ~1 ms for a static Go binary on a busy host, which the event
+ * loop would otherwise wait through for every CNI plugin of every pod started at once.
+ */
+export async function fastSpawnAsync(file: string, args: readonly string[], opts: FastSpawnOptions = {}): Promise<FastChild> {
+  const call = prepare(file, args, opts);
+  let err: number;
+  try {
+    err = await new Promise<number>((resolve, reject) => {
+      (fns!.spawnp as unknown as { async: (...a: unknown[]) => void }).async(...call.args, (e: unknown, ret: number) => (e ? reject(e) : resolve(ret)));
+    });
+  } catch (e) {
+    call.discard();
+    throw e;
+  } finally {
+    call.release();
+  }
+  const child = call.finish(err);
+  // It may have exited before it was listed: its SIGCHLD found nothing to reap. Looked at once
+  // the caller, resumed from this await, has attached its listeners.
+  setImmediate(() => { if (children.has(child.pid)) reapOne(child); });
+  return child;
+}
+
+interface PreparedSpawn {
+  /** posix_spawnp's arguments. */
+  args: unknown[];
+  /** Closes the child's ends and frees the spawn structures: once posix_spawnp has returned. */
+  release(): void;
+  /** Wraps the started child (err 0) or throws posix_spawnp's error. */
+  finish(err: number): FastChild;
+  /** Closes our ends when the call itself failed. */
+  discard(): void;
+}
+
+function prepare(file: string, args: readonly string[], opts: FastSpawnOptions): PreparedSpawn {
   fns ??= bind();
   // Listening before the child exists: a SIGCHLD that comes before the listener is lost.
   if (!listening) {
@@ -171,6 +224,20 @@ export function fastSpawn(file: string, args: readonly string[], opts: FastSpawn
   let devNull: number | undefined;
   fns.faInit(fa);
   fns.attrInit(attr);
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    // Not fs.closeSync: these fds are not fs's (a worker thread warns about closing them).
+    for (const fd of childEnds) fns!.close(fd);
+    if (devNull !== undefined) closeSync(devNull);
+    fns!.faDestroy(fa);
+    fns!.attrDestroy(attr);
+  };
+  const closeParentEnds = (): void => {
+    for (const fd of parentEnds) if (fd !== undefined) fns!.close(fd);
+    parentEnds.length = 0;
+  };
   // The dup2s run in order in the child: a source fd numbered like an earlier target would
   // already be overwritten, so every source is first moved above the targets (a copy we close).
   const above = (fd: number): number => {
@@ -205,23 +272,28 @@ export function fastSpawn(file: string, args: readonly string[], opts: FastSpawn
     fns.attrSetMask(attr, empty);
     fns.attrSetDefault(attr, all);
     fns.attrSetFlags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (opts.detached ? POSIX_SPAWN_SETSID : 0));
-    const pid = new Int32Array(1);
-    // posix_spawn returns the error number instead of setting errno.
-    const err = fns.spawnp(pid, file, fa, attr, [file, ...args, null], [...env, null]);
-    if (err !== 0) throw Object.assign(new SyscallError('posix_spawnp', err, file), { path: file, spawnargs: [...args] });
-    const stdio = parentEnds.map((fd) => (fd === undefined ? null : new net.Socket({ fd, readable: true, writable: true })));
-    const child = new FastChild(pid[0]!, file, stdio);
-    parentEnds.length = 0;
-    children.set(child.pid, child);
-    updatePoll();
-    return child;
-  } finally {
-    // Not fs.closeSync: these fds are not fs's (a worker thread warns about closing them).
-    for (const fd of childEnds) fns.close(fd);
-    for (const fd of parentEnds) if (fd !== undefined) fns.close(fd);
-    if (devNull !== undefined) closeSync(devNull);
-    fns.faDestroy(fa);
-    fns.attrDestroy(attr);
+  } catch (err) {
+    release();
+    closeParentEnds();
+    throw err;
   }
+  const pid = new Int32Array(1);
+  return {
+    args: [pid, file, fa, attr, [file, ...args, null], [...env, null]],
+    release,
+    finish(err: number): FastChild {
+      // posix_spawn returns the error number instead of setting errno.
+      if (err !== 0) {
+        closeParentEnds();
+        throw Object.assign(new SyscallError('posix_spawnp', err, file), { path: file, spawnargs: [...args] });
+      }
+      const stdio = parentEnds.map((fd) => (fd === undefined ? null : new net.Socket({ fd, readable: true, writable: true })));
+      parentEnds.length = 0;
+      const child = new FastChild(pid[0]!, file, stdio);
+      children.set(child.pid, child);
+      updatePoll();
+      return child;
+    },
+    discard: closeParentEnds,
+  };
 }
-

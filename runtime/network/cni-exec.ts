@@ -7,7 +7,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CancelledError, DeadlineExceededError, FailedPreconditionError, InternalError } from '../errors.js';
-import { fastSpawn, type FastChild } from '../linux/spawn.js';
+import { fastSpawnAsync, type FastChild } from '../linux/spawn.js';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK';
 
@@ -67,14 +67,14 @@ export async function execPlugin(req: ExecRequest): Promise<unknown> {
     CNI_ARGS: req.cniArgs,
     CNI_PATH: req.cniPath.join(':'),
   };
+  // Its own process group, so that a timeout also kills what the plugin started (iptables, an IPAM delegate).
+  let child: FastChild;
+  try {
+    child = await fastSpawnAsync(req.path, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  } catch (err) {
+    throw new InternalError(`CNI plugin ${req.plugin}: cannot execute ${req.path}: ${(err as Error).message}`, { cause: err });
+  }
   return new Promise((resolve, reject) => {
-    // Its own process group, so that a timeout also kills what the plugin started (iptables, an IPAM delegate).
-    let child: FastChild;
-    try {
-      child = fastSpawn(req.path, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-    } catch (err) {
-      return reject(new InternalError(`CNI plugin ${req.plugin}: cannot execute ${req.path}: ${(err as Error).message}`, { cause: err }));
-    }
     const killGroup = (): void => {
       try {
         if (child.pid) process.kill(-child.pid, 'SIGKILL');
@@ -100,6 +100,7 @@ export async function execPlugin(req: ExecRequest): Promise<unknown> {
       killGroup();
     };
     req.signal?.addEventListener('abort', onAbort, { once: true });
+    if (req.signal?.aborted) onAbort(); // while it was being started
     child.stdout!.on('data', (b: Buffer) => out.push(b));
     child.stderr!.on('data', (b: Buffer) => errOut.push(b));
     // A plugin that exits without reading stdin makes the write fail with EPIPE; its exit status tells the story.

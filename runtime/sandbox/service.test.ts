@@ -84,7 +84,7 @@ test('run: pins, sets up the network, writes files, mounts shm; status and view 
   // Beside the pins, on the state dir (a tmpfs on a node); the record's dir holds only the record.
   const runDir = join(config.state_dir, 'sandboxes', id);
   t.deepEqual([v.files.hosts, v.files.resolvConf, v.files.hostname], ['hosts', 'resolv.conf', 'hostname'].map((f) => join(runDir, f)));
-  t.deepEqual((await fs.readdir(join(config.root_dir, 'sandboxes', id))).sort(), ['meta.json', 'status.json']);
+  t.deepEqual(await fs.readdir(join(config.root_dir, 'sandboxes')), ['records.log']);
   t.truthy(v.files.shm);
   const mount = sys.calls.find((c) => c.name === 'mount')!;
   t.deepEqual(mount.args, ['shm', v.files.shm, 'tmpfs', 0x2 | 0x4 | 0x8, `mode=1777,size=${64 * 1024 * 1024}`]);
@@ -299,8 +299,8 @@ test('restart: READY sandboxes come back with their names; lost pins mean NOTREA
   // Its record is written while it pins: wait for the record.
   let crashedId: string | undefined;
   for (let i = 0; i < 100 && !crashedId; i++) {
-    const dirs = (await fs.readdir(join(e.config.root_dir, 'sandboxes'))).filter((d) => d !== id && d !== lost && !d.startsWith('.'));
-    crashedId = dirs.find((d) => existsSync(join(e.config.root_dir, 'sandboxes', d, 'meta.json')));
+    const ids = (await fs.readFile(join(e.config.root_dir, 'sandboxes', 'records.log'), 'latin1')).match(/"id":"[0-9a-f]{64}"/g) ?? [];
+    crashedId = ids.map((m) => m.slice(6, -1)).find((d) => d !== id && d !== lost);
     if (!crashedId) await new Promise((r) => setTimeout(r, 10));
   }
   if (!crashedId) return t.fail('the interrupted create left no record');
@@ -313,25 +313,45 @@ test('restart: READY sandboxes come back with their names; lost pins mean NOTREA
   t.is(await svc2.run(podConfig()), id);
   t.is(svc2.get(lost).state, 'NOTREADY');
   t.is(svc2.find(crashedId), undefined);
-  t.false(await exists(join(e.config.root_dir, 'sandboxes', crashedId)));
+  t.is(svc2.find(crashedId), undefined);
   t.true(e.network.calls.includes(`del ${crashedId}`));
   await svc2.remove(id);
   await svc2.remove(lost);
   t.false(e.network.up.has(id));
 });
 
-test('restart: a record from before the pod files moved to the run dir still finds them in its own dir', async (t) => {
+test('restart: records of the older one-directory-per-pod form are taken into the log; their pod files stay where they were', async (t) => {
   const e = await env(t);
   const id = await e.svc.run(podConfig());
+  const v = e.svc.get(id);
+  // The same pod as an older daemon would have left it: meta.json and status.json in a
+  // directory of its own, its files beside them, no filesDir in the meta.
   const recDir = join(e.config.root_dir, 'sandboxes', id);
-  const meta = JSON.parse(await fs.readFile(join(recDir, 'meta.json'), 'utf8')) as Record<string, unknown>;
+  const meta = { ...(e.svc as unknown as { store: { get(id: string): { meta: Record<string, unknown>; status: unknown } } }).store.get(id)!.meta };
+  const status = (e.svc as unknown as { store: { get(id: string): { status: unknown } } }).store.get(id)!.status;
   delete meta.filesDir;
+  await e.svc.close();
+  await fs.rm(join(e.config.root_dir, 'sandboxes', 'records.log'));
+  await fs.mkdir(recDir, { recursive: true });
   await fs.writeFile(join(recDir, 'meta.json'), JSON.stringify(meta));
+  await fs.writeFile(join(recDir, 'status.json'), JSON.stringify(status));
+  await fs.copyFile(v.files.hosts, join(recDir, 'hosts'));
+  // And a create of that daemon that crashed before its record: a directory without meta.json.
+  const crashed = 'cd'.repeat(32);
+  await fs.mkdir(join(e.config.root_dir, 'sandboxes', crashed));
+
   const svc2 = await e.reopen();
-  const v = svc2.get(id);
-  t.is(v.state, 'READY');
-  t.is(v.files.hosts, join(recDir, 'hosts'));
-  await svc2.remove(id);
+  const v2 = svc2.get(id);
+  t.is(v2.state, 'READY');
+  t.is(v2.files.hosts, join(recDir, 'hosts'));
+  t.deepEqual((await fs.readdir(recDir)).sort(), ['hosts']);
+  t.false(await exists(join(e.config.root_dir, 'sandboxes', crashed)));
+  // Taken in for good: a third start reads it from the log alone.
+  await svc2.close();
+  const svc3 = await e.reopen();
+  t.is(svc3.get(id).state, 'READY');
+  await svc3.remove(id);
+  t.deepEqual(await leftovers(svc3, join(e.config.root_dir, 'sandboxes')), []);
 });
 
 test('restart: a run dir without a record (a create cut short before writing it) is swept', async (t) => {

@@ -2,7 +2,7 @@
  * Pod sandboxes: pinned namespaces, the pod network, the pod's /etc files, /dev/shm and the
  * pod cgroup. No process holds a sandbox unless its containers share a pid namespace.
  *
- * States (persisted in status.json, changed only through ObjectStore.update):
+ * States (persisted in the record log, changed only through RecordLog.update):
  *
  *   (creating) --all steps done--> READY --StopPodSandbox / lost pins--> NOTREADY --Remove--> gone
  *        \--a step failed: every earlier step undone, nothing persisted--/
@@ -10,7 +10,7 @@
  * "creating" sandboxes are persisted first (so a daemon crash mid-create can be undone at the
  * next start) but hidden from every lookup until READY.
  *
- * Layout: <root_dir>/sandboxes/<id>/ holds the record, meta.json and status.json;
+ * Layout: <root_dir>/sandboxes/records.log holds the records (state/record-log.ts);
  * <state_dir>/sandboxes/<id>/ (tmpfs, gone after a reboot) holds the namespace pins
  * ns/{net,ipc,uts}, the shm mount point and the files bind-mounted into the containers (hosts,
  * resolv.conf, hostname), as CRI-O keeps them: they serve only a READY pod, which no pod is
@@ -25,7 +25,8 @@ import type { Config } from '../config.js';
 import type { Logger } from '../util/log.js';
 import type { CgroupInfo } from '../cgroups/detect.js';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, errorMessage } from '../errors.js';
-import { NameIndex, ObjectStore, newId, type Entry } from '../state/store.js';
+import { NameIndex, newId, type Entry } from '../state/store.js';
+import { RecordLog } from '../state/record-log.js';
 import { CleanupStack } from '../util/cleanup.js';
 import { PhaseTimer, reportPhases } from '../util/phases.js';
 import type { Metrics } from '../metrics.js';
@@ -163,7 +164,7 @@ function nowNs(): string {
 const POD_STOP_CONTAINER_TIMEOUT_SEC = 0;
 
 export class SandboxService {
-  private readonly store: ObjectStore<SandboxMeta, SandboxStatus>;
+  private readonly store: RecordLog<SandboxMeta, SandboxStatus>;
   private readonly names = new NameIndex();
   /** RunPodSandbox calls in flight by name, so that a retry joins the first call. */
   private readonly inflight = new Map<string, Promise<string>>();
@@ -180,7 +181,7 @@ export class SandboxService {
   private readonly hostHostname: string;
 
   private constructor(private readonly deps: SandboxServiceDeps) {
-    this.store = new ObjectStore(join(deps.config.root_dir, 'sandboxes'), 'pod sandbox');
+    this.store = new RecordLog(join(deps.config.root_dir, 'sandboxes'), 'pod sandbox');
     this.runRoot = join(deps.config.state_dir, 'sandboxes');
     this.network = deps.network;
     this.infra = deps.infra;
@@ -246,6 +247,7 @@ export class SandboxService {
   async close(): Promise<void> {
     await this.settled();
     await this.pinner.close();
+    this.store.close();
   }
 
   // ---- lookups -------------------------------------------------------------------------
@@ -696,7 +698,7 @@ export class SandboxService {
     const { skipped } = await this.store.load();
     const log = this.deps.logger;
     for (const id of skipped) {
-      // meta.json never written: only the run dir and maybe pins can exist.
+      // A create of an older daemon that crashed before its record: only the run dir and maybe pins can exist.
       await this.cleanupRunDir(id).catch((err) => log.warn(`pod sandbox ${id}: cleaning up a crashed create: ${errorMessage(err)}`));
       await this.store.remove(id);
     }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { NamespacePinner, PinRequest, PinnedNamespaces } from '../linux/netns.js';
 import { SysctlWriteError } from '../linux/netns.js';
 import type { PodContainers, PodNetwork } from './ports.js';
+import { LOG_FILE } from '../state/record-log.js';
 
 /** Pins as plain files; records what is pinned so tests can check nothing leaks. */
 export class FakePinner implements NamespacePinner {
@@ -86,5 +87,6 @@ export async function leftovers(svc: { settled(): Promise<void> }, dir: string):
   await svc.settled();
   const names = await fs.readdir(dir);
   const trash = names.includes('.trash') ? await fs.readdir(join(dir, '.trash')) : [];
-  return [...names.filter((n) => n !== '.trash'), ...trash.map((n) => `.trash/${n}`)];
+  // The record log is the store itself, not a pod's file (what it holds is the service's list).
+  return [...names.filter((n) => n !== '.trash' && n !== LOG_FILE), ...trash.map((n) => `.trash/${n}`)];
 }
