@@ -25,7 +25,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../util/log.js';
 import type { CgroupInfo } from '../cgroups/detect.js';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, errorMessage } from '../errors.js';
-import { NameIndex, newId, type Entry } from '../state/store.js';
+import { KeyedQueue, NameIndex, newId, type Entry } from '../state/store.js';
 import { RecordLog } from '../state/record-log.js';
 import { CleanupStack } from '../util/cleanup.js';
 import { PhaseTimer, reportPhases } from '../util/phases.js';
@@ -169,7 +169,7 @@ export class SandboxService {
   /** RunPodSandbox calls in flight by name, so that a retry joins the first call. */
   private readonly inflight = new Map<string, Promise<string>>();
   /** Serialises stop/remove/update per sandbox. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedQueue();
   private containers: PodContainers | undefined;
   private readonly listeners: Array<(e: SandboxEvent) => void> = [];
   private network: PodNetwork | undefined;
@@ -524,12 +524,7 @@ export class SandboxService {
   // ---- Stop / Remove -------------------------------------------------------------------
 
   private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const run = prev.catch(() => undefined).then(fn);
-    this.locks.set(id, run);
-    const clear = () => { if (this.locks.get(id) === run) this.locks.delete(id); };
-    run.then(clear, clear);
-    return run;
+    return this.locks.run(id, fn);
   }
 
   /** Stops the pod's containers, tears down its network and infra process, unmounts shm. Idempotent. */

@@ -31,9 +31,8 @@
 import { closeSync, fdatasync, fsyncSync, ftruncateSync, mkdirSync, openSync, promises as fs, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { randomBytes } from 'node:crypto';
 import { AlreadyExistsError, NotFoundError, isENOENT } from '../errors.js';
-import { fsyncDir, type Entry } from './store.js';
+import { KeyedQueue, Trash, fsyncDir, type Entry } from './store.js';
 
 export const LOG_FILE = 'records.log';
 const HEADER = 8;
@@ -80,8 +79,9 @@ export function decodeFrames<T>(buf: Buffer): { frames: T[]; validBytes: number 
 export class RecordLog<M, S> {
   private readonly entries = new Map<string, Entry<M, S>>();
   /** Serialises updates per id so that read-modify-write cycles never interleave. */
-  private readonly locks = new Map<string, Promise<unknown>>();
-  private readonly pendingRemovals = new Set<Promise<void>>();
+  private readonly updates = new KeyedQueue();
+  /** For the directories of records in the older form. */
+  private readonly trash: Trash;
   private fd: number | undefined;
   /** Bytes in the log file, and an estimate of what a rewrite would keep. */
   private bytes = 0;
@@ -89,7 +89,9 @@ export class RecordLog<M, S> {
   private liveTotal = 0;
 
   /** `kind` names the objects in errors ("pod sandbox"). */
-  constructor(readonly dir: string, readonly kind: string) {}
+  constructor(readonly dir: string, readonly kind: string) {
+    this.trash = new Trash(dir);
+  }
 
   private get file(): string {
     return join(this.dir, LOG_FILE);
@@ -101,7 +103,7 @@ export class RecordLog<M, S> {
    */
   async load(): Promise<{ loaded: number; skipped: string[] }> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    await fs.rm(this.trashDir(), { recursive: true, force: true });
+    await this.trash.empty();
     let buf: Buffer;
     try {
       buf = readFileSync(this.file);
@@ -173,8 +175,7 @@ export class RecordLog<M, S> {
 
   /** The one way a status changes: fn gets the current status and returns the next; persisted atomically. */
   async update(id: string, fn: (s: S) => S, opts: { durable?: boolean } = {}): Promise<S> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const run = prev.catch(() => undefined).then(async () => {
+    return this.updates.run(id, async () => {
       const entry = this.entries.get(id);
       if (!entry) throw new NotFoundError(`${this.kind} ${id} not found`);
       const next = fn(entry.status);
@@ -183,27 +184,18 @@ export class RecordLog<M, S> {
       if (opts.durable ?? true) await this.sync();
       return next;
     });
-    this.locks.set(id, run);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(id) === run) this.locks.delete(id);
-    }
   }
 
   /** Forgets the object; unknown ids succeed. Not durable: a power loss may bring a removed record back. */
   async remove(id: string): Promise<void> {
     if (this.entries.delete(id)) this.append({ id, removed: true });
-    // The older form's directory, if the object had one.
-    const trash = join(this.trashDir(), `${id}-${randomBytes(4).toString('hex')}`);
-    if (!this.moveToTrash(id, trash)) return;
-    const done = fs.rm(trash, { recursive: true, force: true }).catch(() => undefined).finally(() => this.pendingRemovals.delete(done));
-    this.pendingRemovals.add(done);
+    // The older form's directory, if the object had one (a stat first: most have none).
+    if (statSync(this.path(id), { throwIfNoEntry: false })) this.trash.discard(this.path(id), id);
   }
 
   /** Resolves once every background deletion started so far has finished (tests, shutdown). */
   async settled(): Promise<void> {
-    await Promise.all([...this.pendingRemovals]);
+    await this.trash.settled();
   }
 
   /** Closes the log file (the store is unusable afterwards). */
@@ -286,23 +278,5 @@ export class RecordLog<M, S> {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = openSync(this.file, 'a', 0o600);
     this.bytes = bytes;
-  }
-
-  private trashDir(): string {
-    return join(this.dir, '.trash');
-  }
-
-  private moveToTrash(id: string, trash: string): boolean {
-    if (!statSync(this.path(id), { throwIfNoEntry: false })) return false;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        renameSync(this.path(id), trash);
-        return true;
-      } catch (err) {
-        if (!isENOENT(err)) throw err;
-        if (attempt > 0) return false;
-        mkdirSync(this.trashDir(), { recursive: true, mode: 0o700 });
-      }
-    }
   }
 }

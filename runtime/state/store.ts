@@ -91,19 +91,78 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** Runs functions one after another per key; different keys run concurrently. */
+export class KeyedQueue {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(fn);
+    this.tails.set(key, run);
+    const clear = () => { if (this.tails.get(key) === run) this.tails.delete(key); };
+    run.then(clear, clear);
+    return run;
+  }
+}
+
+/**
+ * `<dir>/.trash`: a directory renamed in is gone for a restart from then on (one syscall), and
+ * is deleted in the background; the owner's load() empties the trash.
+ */
+export class Trash {
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(private readonly parent: string) {}
+
+  get dir(): string {
+    return join(this.parent, '.trash');
+  }
+
+  /** Moves path (named `name` in the trash) and deletes it in the background; false when path does not exist. */
+  discard(path: string, name: string): boolean {
+    const target = join(this.dir, `${name}-${randomBytes(4).toString('hex')}`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        renameSync(path, target);
+        break;
+      } catch (err) {
+        if (!isENOENT(err)) throw err;
+        if (attempt > 0) return false;
+        // Either path does not exist or the trash does not exist yet.
+        mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      }
+    }
+    const done = fs.rm(target, { recursive: true, force: true }).catch(() => undefined).finally(() => this.pending.delete(done));
+    this.pending.add(done);
+    return true;
+  }
+
+  /** Resolves once every deletion started so far has finished. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.pending]);
+  }
+
+  /** Deletes whatever an earlier run left in the trash. */
+  async empty(): Promise<void> {
+    await fs.rm(this.dir, { recursive: true, force: true });
+  }
+}
+
 export class ObjectStore<M, S> {
   private readonly entries = new Map<string, Entry<M, S>>();
   /** Serialises updates per id so that read-modify-write cycles never interleave. */
-  private readonly locks = new Map<string, Promise<unknown>>();
-  private readonly pendingRemovals = new Set<Promise<void>>();
+  private readonly updates = new KeyedQueue();
+  private readonly trash: Trash;
 
   /** `kind` names the objects in errors ("container", "pod sandbox"). */
-  constructor(readonly dir: string, readonly kind: string) {}
+  constructor(readonly dir: string, readonly kind: string) {
+    this.trash = new Trash(dir);
+  }
 
   /** Reads every object from disk. Leftover temp files are ignored; a dir without meta.json is skipped (a crashed create). */
   async load(): Promise<{ loaded: number; skipped: string[] }> {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await fs.rm(this.trashDir(), { recursive: true, force: true });
+    await this.trash.empty();
     const skipped: string[] = [];
     for (const id of await fs.readdir(this.dir)) {
       if (id.startsWith('.')) continue;
@@ -165,8 +224,7 @@ export class ObjectStore<M, S> {
 
   /** The one way a status changes: fn gets the current status and returns the next; persisted atomically. */
   async update(id: string, fn: (s: S) => S, opts: { durable?: boolean } = {}): Promise<S> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const run = prev.catch(() => undefined).then(async () => {
+    return this.updates.run(id, async () => {
       const entry = this.entries.get(id);
       if (!entry) throw new NotFoundError(`${this.kind} ${id} not found`);
       const next = fn(entry.status);
@@ -174,16 +232,6 @@ export class ObjectStore<M, S> {
       entry.status = next;
       return next;
     });
-    this.locks.set(id, run);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(id) === run) this.locks.delete(id);
-    }
-  }
-
-  private trashDir(): string {
-    return join(this.dir, '.trash');
   }
 
   /**
@@ -192,30 +240,12 @@ export class ObjectStore<M, S> {
    */
   async remove(id: string): Promise<void> {
     this.entries.delete(id);
-    const trash = join(this.trashDir(), `${id}-${randomBytes(4).toString('hex')}`);
-    if (!this.moveToTrash(id, trash)) return;
-    const done = fs.rm(trash, { recursive: true, force: true }).catch(() => undefined).finally(() => this.pendingRemovals.delete(done));
-    this.pendingRemovals.add(done);
-  }
-
-  /** False when the object has no directory. Synchronous: two metadata operations at most. */
-  private moveToTrash(id: string, trash: string): boolean {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        renameSync(this.path(id), trash);
-        return true;
-      } catch (err) {
-        if (!isENOENT(err)) throw err;
-        if (attempt > 0) return false;
-        // Either the object never had a directory or the trash does not exist yet.
-        mkdirSync(this.trashDir(), { recursive: true, mode: 0o700 });
-      }
-    }
+    this.trash.discard(this.path(id), id);
   }
 
   /** Resolves once every background deletion started so far has finished (tests, shutdown). */
   async settled(): Promise<void> {
-    await Promise.all([...this.pendingRemovals]);
+    await this.trash.settled();
   }
 }
 
