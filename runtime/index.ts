@@ -84,6 +84,7 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   podCidrListeners.push((cidr) => network.setPodCidr(cidr));
   podCidr = network.podCidrInUse;
   networkStatus = () => network.status();
+  closers.push(async () => network.close());
 
   // ---- pod sandboxes (runtime/sandbox) ----
   const infra = new OciInfraRunner({ config, runtimes: ociRuntimes, cgroups, logger });

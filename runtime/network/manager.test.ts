@@ -127,8 +127,30 @@ test('a plugin error comes back with its CNI code, msg and details, and ADD is u
   // What a allocated is handed to DEL.
   t.deepEqual(dels[1]!.stdin.prevResult, resultA);
   t.is(await s.mgr.cachedResult(POD.id), undefined);
-  await t.notThrowsAsync(fs.access(join(s.config.cni.cache_dir, 'results')));
+  t.deepEqual(await s.mgr.recordedPods(), []);
+});
+
+test('a cache file of an earlier daemon (results/<id>.json) is read after an upgrade: DEL works from it and removes it', async (t) => {
+  const s = await setup();
+  await s.mgr.setUpPod(setUpReq());
+  const rec = (await s.mgr.recordedPods())[0]!;
+  t.is(rec.id, POD.id);
+  // The same record as the earlier daemon kept it: a file of its own, no log.
+  const cached = await s.mgr.cachedResult(POD.id);
+  s.mgr.close();
+  const logged = (s.mgr as unknown as { records: { get(id: string): { status: unknown } | undefined } }).records.get(POD.id)!.status;
+  await fs.rm(join(s.config.cni.cache_dir, 'records'), { recursive: true });
+  await fs.mkdir(join(s.config.cni.cache_dir, 'results'), { recursive: true });
+  await fs.writeFile(join(s.config.cni.cache_dir, 'results', `${POD.id}.json`), JSON.stringify(logged));
+  await clearCalls(s.logDir);
+
+  const mgr2 = await NetworkManager.create({ config: s.config, logger: silentLogger() });
+  t.deepEqual(await mgr2.recordedPods(), [rec]);
+  t.deepEqual(await mgr2.cachedResult(POD.id), cached);
+  await mgr2.tearDownPod({ ...POD });
+  t.deepEqual((await readCalls(s.logDir)).map((c) => c.plugin), ['b', 'a']);
   t.deepEqual(await fs.readdir(join(s.config.cni.cache_dir, 'results')), []);
+  t.deepEqual(await mgr2.recordedPods(), []);
 });
 
 test('a plugin without a CNI error object reports its stderr and exit status; failures are counted', async (t) => {

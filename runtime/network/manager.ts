@@ -18,7 +18,8 @@ import { join } from 'node:path';
 import type { Config } from '../config.js';
 import type { Logger } from '../util/log.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, errorMessage, isENOENT } from '../errors.js';
-import { writeFileAtomic } from '../state/store.js';
+import { KeyedQueue, writeFileAtomic } from '../state/store.js';
+import { RecordLog } from '../state/record-log.js';
 import { loadNetwork, loopbackNetworkConf, requiredBinaries, withPodCidr, type LoadedNetwork, type NetworkConfList } from './cni-config.js';
 import { execPlugin, findPlugin, requirePlugin, type CniCommand } from './cni-exec.js';
 import { removeIpMasq } from './masq-cleanup.js';
@@ -102,7 +103,13 @@ export interface NetworkManagerDeps {
 export class NetworkManager {
   private podCidr = '';
   private cidrWrite: Promise<void> = Promise.resolve();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedQueue();
+  /**
+   * What DEL needs of every pod set up: one record log (state/record-log.ts), so that a pod
+   * costs the disk no file. `results/<id>.json`, one file per pod, is what earlier daemons
+   * wrote: still read and removed, never written.
+   */
+  private readonly records: RecordLog<Record<string, never>, CacheRecord>;
   private readonly resultsDir: string;
   private readonly defaultDir: string;
   private readonly ipamDataDir: string;
@@ -111,6 +118,7 @@ export class NetworkManager {
   private constructor(private readonly deps: NetworkManagerDeps) {
     const { config } = deps;
     this.resultsDir = join(config.cni.cache_dir, 'results');
+    this.records = new RecordLog(join(config.cni.cache_dir, 'records'), 'CNI cache record');
     this.defaultDir = join(config.root_dir, 'cni', 'net.d');
     this.ipamDataDir = join(config.root_dir, 'cni', 'networks');
     this.timeoutMs = deps.pluginTimeoutMs ?? 60_000;
@@ -118,7 +126,7 @@ export class NetworkManager {
 
   static async create(deps: NetworkManagerDeps): Promise<NetworkManager> {
     const m = new NetworkManager(deps);
-    await fs.mkdir(m.resultsDir, { recursive: true, mode: 0o700 });
+    await m.records.load();
     // The kubelet sends the pod CIDR once per change, not again after a runtime restart.
     m.podCidr = (await fs.readFile(m.podCidrFile, 'utf8').catch(() => '')).trim();
     try {
@@ -217,15 +225,21 @@ export class NetworkManager {
     try {
       names = await fs.readdir(this.resultsDir);
     } catch (err) {
-      if (isENOENT(err)) return [];
-      throw err;
+      if (!isENOENT(err)) throw err;
+      names = [];
     }
+    const ids = new Set([...this.records.list().map((e) => e.id), ...names.filter((x) => x.endsWith('.json')).map((n) => n.slice(0, -'.json'.length))]);
     const out: Array<{ id: string; name: string; namespace: string; uid: string; netnsPath: string }> = [];
-    for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
-      const rec = await this.readRecord(n.slice(0, -'.json'.length)).catch(() => undefined);
+    for (const id of [...ids].sort()) {
+      const rec = await this.readRecord(id).catch(() => undefined);
       if (rec) out.push({ id: rec.id, name: rec.name, namespace: rec.namespace, uid: rec.uid, netnsPath: rec.netnsPath });
     }
     return out;
+  }
+
+  /** Closes the record log (the manager is unusable afterwards). */
+  close(): void {
+    this.records.close();
   }
 
   private async add(pod: SetUpPodRequest): Promise<SetUpPodResult> {
@@ -387,6 +401,8 @@ export class NetworkManager {
   }
 
   private async readRecord(id: string): Promise<CacheRecord | undefined> {
+    const logged = this.records.get(id);
+    if (logged) return structuredClone(logged.status);
     let text: string;
     try {
       text = await fs.readFile(this.recordPath(id), 'utf8');
@@ -403,28 +419,20 @@ export class NetworkManager {
   }
 
   private async writeRecord(rec: CacheRecord, durable = true): Promise<void> {
-    await fs.mkdir(this.resultsDir, { recursive: true, mode: 0o700 });
-    const path = this.recordPath(rec.id);
-    if (durable) return writeFileAtomic(path, JSON.stringify(rec));
-    const tmp = `${path}.tmp-${process.pid}`;
-    await fs.writeFile(tmp, JSON.stringify(rec), { mode: 0o600 });
-    await fs.rename(tmp, path);
+    // A copy: the log's entry must not change with the caller's object between writes.
+    const copy = structuredClone(rec);
+    if (this.records.get(rec.id)) await this.records.update(rec.id, () => copy, { durable });
+    else await this.records.create(rec.id, {}, copy, { durable });
   }
 
   private async removeRecord(id: string): Promise<void> {
+    await this.records.remove(id);
     await fs.rm(this.recordPath(id), { force: true });
   }
 
   /** Serialises operations on one pod; different pods run concurrently. */
-  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const next = prev.catch(() => {}).then(fn);
-    this.locks.set(id, next);
-    try {
-      return await next;
-    } finally {
-      if (this.locks.get(id) === next) this.locks.delete(id);
-    }
+  private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(id, fn);
   }
 }
 
