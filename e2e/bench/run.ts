@@ -90,7 +90,7 @@ type DaemonBench = (h: Harness, cri: CriClient, quick: boolean) => Promise<Bench
 const DAEMON_BENCHES: Record<Exclude<Name, 'pull'>, DaemonBench> = {
   pods: (h, cri, q) => benchPods(h, cri, { sequential: q ? 10 : 50, parallel: q ? 10 : 50, concurrency: 10 }),
   containers: (h, cri, q) => benchContainers(h, cri, { sequential: q ? 10 : 50, parallel: q ? 10 : 50, concurrency: 10, running: q ? 10 : 50 }),
-  streaming: (h, cri, q) => benchStreaming(h, cri, { execRuns: q ? 10 : 30, transferMB: q ? 20 : 100, transferRuns: q ? 1 : 3 }),
+  streaming: (h, cri, q) => benchStreaming(h, cri, { execRuns: q ? 10 : 30, transferMB: q ? 20 : 100, transferRuns: q ? 1 : 5 }),
   stats: (h, cri, q) => benchStats(h, cri, { containers: q ? 20 : 100, calls: q ? 10 : 30, stormMs: q ? 2000 : 5000 }),
 };
 
