@@ -172,10 +172,11 @@ export function fastSpawn(file: string, args: readonly string[], opts: FastSpawn
 }
 
 /**
- * fastSpawn with the spawn itself on koffi's worker threads. Attach listeners right after the
- * await: a child that is already gone reports its exit on the next turn of the event loop. posix_spawn returns only once the
+ * fastSpawn with the spawn itself on koffi's worker threads. posix_spawn returns only once the
  * child has exec'd (CLONE_VFORK): ~1 ms for a static Go binary on a busy host, which the event
- * loop would otherwise wait through for every CNI plugin of every pod started at once.
+ * loop would otherwise wait through for every CNI plugin of every pod started at once. Attach
+ * listeners right after the await: a child that is already gone reports its exit on the next
+ * turn of the event loop.
  */
 export async function fastSpawnAsync(file: string, args: readonly string[], opts: FastSpawnOptions = {}): Promise<FastChild> {
   const call = prepare(file, args, opts);

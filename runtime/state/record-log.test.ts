@@ -89,3 +89,25 @@ test('the log is rewritten once it holds mostly dead frames, and reads back the 
   t.deepEqual(b.list().map((e) => [e.id, e.status.n]), [['keep', n - 1]]);
   b.close();
 });
+
+test('a rewrite started by an update keeps that update', async (t) => {
+  const d = await dir(t);
+  const a = await open(d);
+  await a.create('x', { name: 'x' }, { state: 's0', n: 0 });
+  const pad = 'q'.repeat(256 * 1024);
+  let prev = 0;
+  let rewrites = 0;
+  for (let n = 1; n < 200 && rewrites < 2; n++) {
+    await a.update('x', () => ({ state: pad, n }), { durable: false });
+    const size = statSync(join(d, LOG_FILE)).size;
+    if (size < prev) {
+      rewrites++;
+      const b = await open(d);
+      t.is(b.get('x')!.status.n, n, `after the rewrite in update ${n}`);
+      b.close();
+    }
+    prev = size;
+  }
+  t.is(rewrites, 2);
+  a.close();
+});

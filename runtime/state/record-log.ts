@@ -1,5 +1,5 @@
 /**
- * Persistent records in one append-only file: the store of pod sandboxes.
+ * Persistent records in one append-only file: the store of pod sandboxes and of the CNI cache.
  *
  * ObjectStore (store.ts) gives every object a directory with meta.json and status.json, and
  * every status change a new file renamed over the old one: three new inodes per pod and one
@@ -112,7 +112,7 @@ export class RecordLog<M, S> {
       buf = Buffer.alloc(0);
     }
     const { frames, validBytes } = decodeFrames<Frame<M, S>>(buf);
-    for (const f of frames) this.apply(f, 0);
+    for (const f of frames) this.apply(f);
     const created = buf.length === 0;
     this.fd = openSync(this.file, 'a', 0o600);
     if (validBytes < buf.length) ftruncateSync(this.fd, validBytes);
@@ -137,8 +137,7 @@ export class RecordLog<M, S> {
         continue;
       }
       if (!this.entries.has(id)) {
-        this.entries.set(id, { id, meta, status });
-        this.append({ id, meta, status });
+        this.commit({ id, meta, status });
         migrated.push(id);
       }
     }
@@ -158,11 +157,9 @@ export class RecordLog<M, S> {
 
   async create(id: string, meta: M, status: S, opts: { durable?: boolean } = {}): Promise<Entry<M, S>> {
     if (this.entries.has(id)) throw new AlreadyExistsError(`${this.kind} ${id} already exists`);
-    this.append({ id, meta, status });
-    const entry = { id, meta, status };
-    this.entries.set(id, entry);
+    this.commit({ id, meta, status });
     if (opts.durable ?? true) await this.sync();
-    return entry;
+    return this.entries.get(id)!;
   }
 
   get(id: string): Entry<M, S> | undefined {
@@ -179,8 +176,7 @@ export class RecordLog<M, S> {
       const entry = this.entries.get(id);
       if (!entry) throw new NotFoundError(`${this.kind} ${id} not found`);
       const next = fn(entry.status);
-      this.append({ id, status: next });
-      entry.status = next;
+      this.commit({ id, status: next });
       if (opts.durable ?? true) await this.sync();
       return next;
     });
@@ -188,7 +184,7 @@ export class RecordLog<M, S> {
 
   /** Forgets the object; unknown ids succeed. Not durable: a power loss may bring a removed record back. */
   async remove(id: string): Promise<void> {
-    if (this.entries.delete(id)) this.append({ id, removed: true });
+    if (this.entries.has(id)) this.commit({ id, removed: true });
     // The older form's directory, if the object had one (a stat first: most have none).
     if (statSync(this.path(id), { throwIfNoEntry: false })) this.trash.discard(this.path(id), id);
   }
@@ -204,7 +200,11 @@ export class RecordLog<M, S> {
     this.fd = undefined;
   }
 
-  private apply(f: Frame<M, S>, size: number): void {
+  /**
+   * A frame's change to the records in memory. Live sizes (for compaction): a record's full
+   * frame; a status change is taken to keep the size. `size` 0: not known (load() works them out).
+   */
+  private apply(f: Frame<M, S>, size = 0): void {
     if (typeof f?.id !== 'string') return;
     if (f.removed) {
       this.entries.delete(f.id);
@@ -212,9 +212,10 @@ export class RecordLog<M, S> {
       return;
     }
     const cur = this.entries.get(f.id);
-    if (f.meta !== undefined && f.status !== undefined) this.entries.set(f.id, { id: f.id, meta: f.meta, status: f.status });
-    else if (cur && f.status !== undefined) cur.status = f.status;
-    if (size) this.setLive(f.id, size);
+    if (f.meta !== undefined && f.status !== undefined) {
+      this.entries.set(f.id, { id: f.id, meta: f.meta, status: f.status });
+      if (size) this.setLive(f.id, size);
+    } else if (cur && f.status !== undefined) cur.status = f.status;
   }
 
   private setLive(id: string, size: number): void {
@@ -223,22 +224,23 @@ export class RecordLog<M, S> {
     else this.liveBytes.delete(id);
   }
 
-  /** One frame, one write(2): a crash leaves it whole or cut short, never interleaved. */
-  private append(f: Frame<M, S>): void {
+  /**
+   * Appends a frame, then applies it in memory, then rewrites the log if it is mostly dead: in
+   * that order, so that a failed write changes nothing and a rewrite includes the change.
+   * One frame, one write(2): a crash leaves it whole or cut short, never interleaved.
+   */
+  private commit(f: Frame<M, S>): void {
     if (this.fd === undefined) throw new Error(`${this.kind} records are not loaded`);
     const frame = encodeFrame(f);
-    let off = 0;
     try {
-      while (off < frame.length) off += writeSync(this.fd, frame, off, frame.length - off);
+      writeFully(this.fd, frame);
     } catch (err) {
       // A frame cut short (ENOSPC, EIO) would end the log for load(): what follows would be lost.
-      if (off > 0) ftruncateSync(this.fd, this.bytes);
+      ftruncateSync(this.fd, this.bytes);
       throw err;
     }
     this.bytes += frame.length;
-    // Live sizes: a record's full frame at create; a status change is taken to keep the size.
-    if (f.removed) this.setLive(f.id, 0);
-    else if (f.meta !== undefined) this.setLive(f.id, frame.length);
+    this.apply(f, frame.length);
     if (this.bytes > COMPACT_MIN_BYTES && this.bytes > 4 * this.liveTotal) this.compact();
   }
 
@@ -256,8 +258,7 @@ export class RecordLog<M, S> {
     try {
       for (const e of this.entries.values()) {
         const frame = encodeFrame({ id: e.id, meta: e.meta, status: e.status });
-        let off = 0;
-        while (off < frame.length) off += writeSync(fd, frame, off, frame.length - off);
+        writeFully(fd, frame);
         this.setLive(e.id, frame.length);
         bytes += frame.length;
       }
@@ -279,4 +280,9 @@ export class RecordLog<M, S> {
     this.fd = openSync(this.file, 'a', 0o600);
     this.bytes = bytes;
   }
+}
+
+function writeFully(fd: number, buf: Buffer): void {
+  let off = 0;
+  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
 }
