@@ -84,6 +84,16 @@ export interface Config {
   };
   /** Starts slower than this (ms) get a debug line naming their slowest phase. */
   slow_start_threshold_ms: number;
+  cgroups: {
+    /**
+     * A limit whose controller is missing where the OCI runtime writes limits (hugetlb on a
+     * hybrid host, cpuset in a v2 guest): "drop" leaves it out with a warning in the log, as
+     * containerd does; "fail" refuses the create with FailedPrecondition.
+     */
+    unenforceable_limits: 'drop' | 'fail';
+    /** containerd's key: never pass hugepage limits on, even where hugetlb is available. */
+    disable_hugetlb_controller: boolean;
+  };
   image: {
     /**
      * Images reported as pinned (the kubelet's image GC never removes them), matched against
@@ -124,6 +134,7 @@ export const SCHEMA: { table: Record<keyof Config, Schema> } = {
     pod: { table: { shm_size: 'integer', infra_command: 'string[]' } },
     metrics: { table: { address: 'string' } },
     slow_start_threshold_ms: 'integer',
+    cgroups: { table: { unenforceable_limits: { enum: ['drop', 'fail'] }, disable_hugetlb_controller: 'boolean' } },
     image: { table: { pinned_images: 'string[]' } },
   },
 };
@@ -156,6 +167,7 @@ export function defaultConfig(): Config {
     pod: { shm_size: 64 * 1024 * 1024, infra_command: ['/usr/bin/catatonit', '-P'] },
     metrics: { address: '' },
     slow_start_threshold_ms: 2000,
+    cgroups: { unenforceable_limits: 'drop', disable_hugetlb_controller: false },
     image: { pinned_images: [] },
   };
 }

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import type { Config } from './config.js';
 import { detectCgroups, type CgroupInfo } from './cgroups/detect.js';
 import { kernelAtLeast, probeHandler } from './oci/features.js';
+import { limitControllers } from './cgroups/enforceable.js';
 
 const run = promisify(execFile);
 
@@ -66,6 +67,18 @@ export async function collectChecks(config: Config): Promise<Check[]> {
       fix: 'boot with systemd.unified_cgroup_hierarchy=1 for cgroup v2 (limits, PSI and OOM events are better there)',
     });
   }
+  // The kubelet sets hugepage (and, with the static CPU manager, cpuset) limits on pods.
+  const absent = ['cpu', 'cpuset', 'memory', 'pids', 'hugetlb'].filter((c) => !limitControllers(cg).includes(c));
+  const policy = config.cgroups.unenforceable_limits;
+  checks.push(absent.length === 0
+    ? { name: 'limits', level: 'OK', detail: 'every controller the kubelet sets limits for is where the OCI runtime writes them' }
+    : {
+        name: 'limits',
+        level: 'WARN',
+        detail: `no ${absent.join(' ')} controller where the OCI runtime writes limits${cg.mode === 'hybrid' && cg.unifiedControllers.length ? ` (${cg.unifiedControllers.join(' ')} only on the cgroup2 mount)` : ''}: ` +
+          (policy === 'drop' ? 'those limits are dropped with a warning ([cgroups] unenforceable_limits = "drop")' : 'creates asking for them fail ([cgroups] unenforceable_limits = "fail"; the kubelet\'s zero hugepage limits are still dropped)'),
+        fix: policy === 'drop' ? 'use cgroup v2 with those controllers enabled to enforce them' : 'set [cgroups] unenforceable_limits = "drop", or enable the controllers',
+      });
   checks.push(cg.driver === 'systemd' && !(await exists('/run/systemd/system'))
     ? { name: 'cgroup driver', level: 'FAIL', detail: 'systemd driver configured but systemd is not PID 1', fix: 'set cgroup_driver = "cgroupfs" or "auto"' }
     : { name: 'cgroup driver', level: 'OK', detail: `${cg.driver} (configured: ${config.cgroup_driver})` });

@@ -148,8 +148,9 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
     streaming,
     get podCidr() { return podCidr; },
     setPodCidr(cidr: string) {
-      podCidr = cidr;
+      // The network layer validates first (InvalidArgument); nothing is kept before that.
       for (const l of podCidrListeners) l(cidr);
+      podCidr = network.podCidrInUse;
     },
     async health() {
       const def = handlers.find((h) => h.name === rt.defaultHandler);

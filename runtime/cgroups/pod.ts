@@ -232,6 +232,9 @@ async function enableV2Controllers(parent: string): Promise<void> {
 export async function applyPodLimits(info: CgroupInfo, path: string, limits: PodLimits): Promise<void> {
   const dirs = podCgroupDirs(info, path);
   for (const w of limitWrites(info, limits)) {
+    // A controller this host lacks (hugetlb in a v2 guest, on hybrid only on the cgroup2 mount)
+    // cannot be limited; containers get the same treatment (enforceable.ts).
+    if (w.controller !== 'cgroup' && !info.controllers.includes(w.controller)) continue;
     const target = info.mode === 'v2' ? dirs[0] : dirs.find((d) => d.controller === w.controller);
     if (!target) continue; // controller not mounted on this host
     const file = join(target.dir, w.file);

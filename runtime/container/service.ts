@@ -30,8 +30,8 @@ import type { OciSpec } from '../oci/spec/types.js';
 import { buildContainerSpec, buildExecProcess } from '../oci/spec/index.js';
 import type { ImagePort, ImageRecordLike, SandboxPort, SandboxViewLike, SpecPort } from './ports.js';
 import type { ContainerEvent, ContainerEventType, ContainerMeta, ContainerState, ContainerStatusRecord, ContainerView } from './types.js';
+import { enforceableResources, limitControllers, type LimitPolicy } from '../cgroups/enforceable.js';
 import { mergeCriResources, ociResourcesFromCri, type CriLinuxResources } from './resources.js';
-import { readTerminationMessage } from './termination.js';
 import { runExecSync, type ExecSyncResult } from './exec-sync.js';
 import { containerPath, applyHostPropagation } from './paths.js';
 
@@ -316,6 +316,7 @@ export class ContainerService {
         rootfs,
         cgroupsPath,
         cgroupMode: this.deps.cgroups.mode,
+        limitPolicy: this.limitPolicy(),
         targetPidNs,
       });
       for (const w of built.warnings ?? []) this.log.warn(`container ${id} (${name}): ${w}`);
@@ -478,7 +479,11 @@ export class ContainerService {
     if (e.status.state !== 'EXITED') {
       const oom = await this.oomKilled(e, exitCode);
       const reason = oom ? 'OOMKilled' : exitCode === 0 ? 'Completed' : 'Error';
-      const message = await readTerminationMessage(e.meta.annotations, e.meta.config?.mounts, e.meta.rootfs).catch(() => '');
+      // ContainerStatus.message is the runtime's own explanation. The termination message is
+      // not: the kubelet reads the file behind terminationMessagePath itself (or the log tail
+      // for FallbackToLogsOnError) and appends it to this field, so copying it here made a
+      // pod report "DONE: DONE" where it wrote "DONE".
+      const message = '';
       let changed = false;
       await this.store.update(e.id, (s) => {
         if (s.state === 'EXITED') return s;
@@ -704,6 +709,12 @@ export class ContainerService {
 
   // ---- update, log, exec -------------------------------------------------------------
 
+  /** What this host's cgroups can enforce (runtime/cgroups/enforceable.ts). */
+  private limitPolicy(): LimitPolicy {
+    const c = this.deps.config.cgroups ?? { unenforceable_limits: 'drop', disable_hugetlb_controller: false };
+    return { controllers: limitControllers(this.deps.cgroups), disableHugetlb: c.disable_hugetlb_controller, unenforceable: c.unenforceable_limits };
+  }
+
   /** UpdateContainerResources: `<runtime> update`, then the new values are persisted. */
   async update(idOrPrefix: string, linux: CriLinuxResources | null | undefined): Promise<void> {
     const e = this.entry(idOrPrefix);
@@ -712,7 +723,9 @@ export class ContainerService {
         throw new FailedPreconditionError(`container ${e.id} is ${e.status.state}; only a created or running container can be updated`);
       }
       if (!linux) return;
-      await this.runtimeOf(e).update(e.id, ociResourcesFromCri(linux));
+      const warnings: string[] = [];
+      await this.runtimeOf(e).update(e.id, enforceableResources(ociResourcesFromCri(linux), this.limitPolicy(), warnings));
+      for (const w of warnings) this.log.warn(`container ${e.id}: update: ${w}`);
       await this.store.update(e.id, (s) => ({ ...s, resources: mergeCriResources(s.resources, linux) }));
     });
   }

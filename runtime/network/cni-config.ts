@@ -187,7 +187,7 @@ export function defaultNetworkConf(subnet: string, ipamDataDir: string): Network
  * host-local adds runtime ranges to the configured ones, giving each pod an address from both,
  * and the bridge plugin then refuses a second gateway address.
  */
-export function withPodCidr(conf: NetworkConfList, podCidr: string): NetworkConfList {
+export function withPodCidr(conf: NetworkConfList, podCidr: string, bridge: string): NetworkConfList {
   const cidrs = podCidr.split(',').map((c) => c.trim()).filter(Boolean);
   if (cidrs.length === 0) return conf;
   const v6 = cidrs.some((c) => c.includes(':'));
@@ -196,6 +196,8 @@ export function withPodCidr(conf: NetworkConfList, podCidr: string): NetworkConf
     plugins: conf.plugins.map((p) => (p.type === 'bridge' && p.ipam?.type === 'host-local'
       ? {
           ...p,
+          // One bridge per range (pod-cidr.ts): the pods on the previous range keep theirs.
+          bridge,
           ipam: {
             ...p.ipam,
             ranges: cidrs.map((subnet) => [{ subnet }]),

@@ -97,11 +97,12 @@ test('masquerade chain name and iptables -S parsing', (t) => {
 
 test('withPodCidr replaces the default bridge ranges (dual-stack adds the v6 default route)', (t) => {
   const conf = defaultNetworkConf('10.88.0.0/16', '/d');
-  const v4 = withPodCidr(conf, '10.244.1.0/24');
+  const v4 = withPodCidr(conf, '10.244.1.0/24', 'corral1234abcd');
+  t.is(v4.plugins[0]!.bridge, 'corral1234abcd');
   t.deepEqual(v4.plugins[0]!.ipam, { type: 'host-local', ranges: [[{ subnet: '10.244.1.0/24' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: '/d' });
-  const ds = withPodCidr(conf, '10.244.1.0/24, fd00:10:244:1::/64');
+  const ds = withPodCidr(conf, '10.244.1.0/24, fd00:10:244:1::/64', 'corral1234abcd');
   t.deepEqual((ds.plugins[0]!.ipam as { ranges: unknown }).ranges, [[{ subnet: '10.244.1.0/24' }], [{ subnet: 'fd00:10:244:1::/64' }]]);
   t.deepEqual((ds.plugins[0]!.ipam as { routes: unknown }).routes, [{ dst: '0.0.0.0/0' }, { dst: '::/0' }]);
   t.deepEqual(ds.plugins[1], conf.plugins[1]);
-  t.is(withPodCidr(conf, ''), conf);
+  t.is(withPodCidr(conf, '', 'corral0'), conf);
 });

@@ -12,7 +12,9 @@
  * daemon restart, a node reboot, or a change of the conf dir, with the config the pod was
  * set up with.
  */
+import { execFile } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
@@ -20,10 +22,13 @@ import type { Logger } from '../util/log.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, errorMessage, isENOENT } from '../errors.js';
 import { KeyedQueue, writeFileAtomic } from '../state/store.js';
 import { RecordLog } from '../state/record-log.js';
-import { loadNetwork, loopbackNetworkConf, requiredBinaries, withPodCidr, type LoadedNetwork, type NetworkConfList } from './cni-config.js';
+import { bridgeForPodCidr, parsePodCidr } from './pod-cidr.js';
+import { DEFAULT_NETWORK_NAME, loadNetwork, loopbackNetworkConf, requiredBinaries, withPodCidr, type LoadedNetwork, type NetworkConfList } from './cni-config.js';
 import { execPlugin, findPlugin, requirePlugin, type CniCommand } from './cni-exec.js';
 import { removeIpMasq } from './masq-cleanup.js';
 import { buildCapabilityArgs, buildCniArgs, runtimeConfigFor, type CapabilityArgs, type CniDns, type PortMappingIn } from './runtime-config.js';
+
+const execFileAsync = promisify(execFile);
 
 export const POD_IFNAME = 'eth0';
 const LOOPBACK_IFNAME = 'lo';
@@ -144,7 +149,9 @@ export class NetworkManager {
    * capability, and the range of corral's default network. Kept on disk for restarts.
    */
   setPodCidr(cidr: string): void {
-    const next = cidr.trim();
+    // Checked before anything changes: a value that is not a CIDR would otherwise be kept on
+    // disk and fail every pod's ADD, also after a restart.
+    const next = parsePodCidr(cidr).join(',');
     if (next === this.podCidr) return;
     this.podCidr = next;
     this.cidrWrite = this.cidrWrite
@@ -261,7 +268,7 @@ export class NetworkManager {
       confFile: net.file,
       attachments: [
         { ifName: LOOPBACK_IFNAME, conf: loopbackNetworkConf(), caps: {}, result: null },
-        { ifName: POD_IFNAME, conf: net.isDefault && this.podCidr ? withPodCidr(net.conf, this.podCidr) : net.conf, caps, result: null },
+        { ifName: POD_IFNAME, conf: net.isDefault && this.podCidr ? withPodCidr(net.conf, this.podCidr, this.defaultBridge()) : net.conf, caps, result: null },
       ],
     };
     // Resolve every binary first: a missing plugin fails before anything is set up.
@@ -330,6 +337,36 @@ export class NetworkManager {
     await this.delAttachments(rec, paths, netns, pod.signal);
     if (netns === '') await this.removeOrphanMasq(rec);
     await this.removeRecord(rec.id);
+    await this.removeSupersededBridge(rec);
+  }
+
+  /** The default network's bridge for the pod CIDR in use (pod-cidr.ts). */
+  private defaultBridge(): string {
+    return bridgeForPodCidr(this.podCidr ? this.podCidr.split(',') : []);
+  }
+
+  /**
+   * After the pod CIDR changed, the bridge of the previous range serves only the pods started
+   * before; when the last of them is gone, the bridge goes too (the bridge plugin never
+   * deletes a bridge). Only corral's own bridges of its default network are touched.
+   */
+  private async removeSupersededBridge(rec: CacheRecord): Promise<void> {
+    const bridgeOf = (r: CacheRecord): string | undefined => {
+      const a = r.attachments.find((x) => x.ifName === POD_IFNAME);
+      if (!a || a.conf.name !== DEFAULT_NETWORK_NAME) return undefined;
+      const b = a.conf.plugins.find((p) => p.type === 'bridge')?.bridge;
+      return typeof b === 'string' && /^corral[0-9a-f]{0,8}$/.test(b) ? b : undefined;
+    };
+    const bridge = bridgeOf(rec);
+    if (!bridge || bridge === this.defaultBridge()) return;
+    for (const other of this.records.list()) if (bridgeOf(other.status) === bridge) return;
+    try {
+      await execFileAsync('ip', ['link', 'del', bridge], { timeout: this.timeoutMs });
+      this.deps.logger.info(`CNI: removed bridge ${bridge}: its range is no longer the pod CIDR and its last pod is gone`);
+    } catch (err) {
+      const msg = errorMessage(err);
+      if (!/Cannot find device/.test(msg)) this.deps.logger.warn(`CNI: cannot remove the superseded bridge ${bridge}: ${msg}`);
+    }
   }
 
   /** See masq-cleanup.ts: what bridge/ptp cannot remove without the netns. */

@@ -10,6 +10,7 @@ import type { PodSandboxConfig__Output } from '../../../proto/gen/runtime/v1/Pod
 import type { LinuxContainerSecurityContext__Output } from '../../../proto/gen/runtime/v1/LinuxContainerSecurityContext.js';
 import type { ResolvedUser } from '../user.js';
 import type { OciSpec } from './types.js';
+import type { LimitPolicy } from '../../cgroups/enforceable.js';
 
 /** Namespace files of the pod, pinned by the sandbox service. Undefined: the host's namespace. */
 export interface SandboxNamespaces {
@@ -55,6 +56,8 @@ export interface ContainerSpecInput {
   /** linux.cgroupsPath, already spelled for the cgroup driver by the caller. */
   cgroupsPath: string;
   cgroupMode: 'v2' | 'hybrid' | 'v1';
+  /** Which limits the host can enforce; absent: all of them (tests, hosts with every controller). */
+  limitPolicy?: LimitPolicy;
   /** For pid NamespaceMode TARGET: /proc/<pid>/ns/pid of the target container. */
   targetPidNs?: string;
   /**

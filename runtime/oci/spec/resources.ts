@@ -10,6 +10,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import type { SpecContext, SpecOpt } from './context.js';
 import { int64 } from './context.js';
 import type { OciResources } from './types.js';
+import { enforceableResources } from '../../cgroups/enforceable.js';
 import type { LinuxContainerResources__Output } from '../../../proto/gen/runtime/v1/LinuxContainerResources.js';
 
 export const withCgroupsPath: SpecOpt = (spec, ctx: SpecContext) => {
@@ -78,7 +79,9 @@ export const withResources: SpecOpt = async (spec, ctx: SpecContext) => {
   const r = ctx.input.config.linux?.resources;
   const accounting = r ? await ctx.deps.swapAccounting(ctx.input.cgroupMode) : false;
   // Devices rules (withDevices) live in the same object: keep them.
-  spec.linux.resources = { ...(spec.linux.resources ?? {}), ...ociResourcesFromCri(r, ctx.input.cgroupMode, accounting, ctx.warnings) };
+  let res = ociResourcesFromCri(r, ctx.input.cgroupMode, accounting, ctx.warnings);
+  if (ctx.input.limitPolicy) res = enforceableResources(res, ctx.input.limitPolicy, ctx.warnings);
+  spec.linux.resources = { ...(spec.linux.resources ?? {}), ...res };
 };
 
 /**

@@ -1,0 +1,351 @@
+/**
+ * A real kubelet (v1.37, built by e2e/kube/build.sh) on a harness' corral: the kubelet suites
+ * drive corral the way a node does.
+ *
+ *   const h = await startHarness();
+ *   const k = await startKubelet(h);                    // standalone: static pods from k.manifests
+ *   k.writePod({ metadata: { name: 'web' }, spec: {...} });
+ *   const pod = await k.waitPod('web', (p) => ready(p));  // through the read-only API (/pods)
+ *   const summary = await k.get('/stats/summary');
+ *   await k.stop();                                      // before h.stop()
+ *
+ * The kubelet runs with deploy/kubelet/kubelet-config.yaml as its --config, exactly as shipped,
+ * plus (standalone) deploy/kubelet/standalone.conf; a drop-in of its own in --config-dir adds
+ * only what keeps it inside the harness: the runtime endpoint (the harness socket), its root
+ * dir, the static pod dir and the pod log dir under the harness dir, and a cgroup root of its
+ * own (cgroupRoot /corral-e2e-<id>, created here in every hierarchy), so the kubelet's
+ * kubepods tree never mixes with the host's cgroups and is removed whole at the end.
+ *
+ * What a kubelet changes on the host and stop() puts back: the kernel tunables it sets when
+ * protectKernelDefaults is off (vm.overcommit_memory, vm.panic_on_oom, kernel.panic,
+ * kernel.panic_on_oops, kernel.keys.root_max*), the rshared bind mount of its root dir and
+ * the tmpfs of secret/projected/Memory volumes, its cgroups, and the iptables chains it makes
+ * for kube-proxy (KUBE-IPTABLES-HINT, KUBE-KUBELET-CANARY).
+ *
+ * One kubelet at a time on a host: it listens on 10250, 10248 and 10255.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { run, sleep } from './exec.js';
+import type { Harness } from './index.js';
+import { readMounts } from './leaks.js';
+import { REPO, tool } from './paths.js';
+
+export const KUBELET_CONFIG = join(REPO, 'deploy', 'kubelet', 'kubelet-config.yaml');
+export const KUBELET_STANDALONE = join(REPO, 'deploy', 'kubelet', 'standalone.conf');
+export const READ_ONLY_PORT = 10255;
+
+/** True when e2e/kube/build.sh has built the kubelet. */
+export function kubeletAvailable(): boolean {
+  const k = tool('kubelet');
+  return k.startsWith('/') && existsSync(k);
+}
+
+export interface KubeletOptions {
+  /** KubeletConfiguration fields over the shipped files (a test's own, e.g. podCIDR). */
+  config?: Record<string, unknown>;
+  /** A kubeconfig for a cluster node; absent: standalone (standalone.conf applies). */
+  kubeconfig?: string;
+  nodeName?: string;
+  /** Extra command line flags. */
+  flags?: string[];
+}
+
+export interface Kubelet {
+  readonly dir: string;
+  readonly rootDir: string;
+  readonly manifests: string;
+  readonly podLogsDir: string;
+  readonly nodeName: string;
+  /** cgroupRoot given to the kubelet ("/corral-e2e-<id>"). */
+  readonly cgroupRoot: string;
+  readonly pid: number | undefined;
+  log(): string;
+  /** Writes a static pod manifest (JSON) named after metadata.name; returns its path. */
+  writePod(pod: Record<string, any>): string;
+  removePod(name: string): void;
+  /** GET on the read-only API (http://127.0.0.1:10255), parsed as JSON. */
+  get<T = any>(path: string): Promise<T>;
+  /** GET, the body as text. */
+  getText(path: string): Promise<string>;
+  /** The static pod `name` as the kubelet reports it (its name there is <name>-<node>). */
+  pod(name: string): Promise<any | undefined>;
+  /** Polls pod(name) until pred holds; throws with the last status after timeoutMs. */
+  waitPod(name: string, pred: (pod: any) => boolean, timeoutMs?: number, what?: string): Promise<any>;
+  start(): Promise<void>;
+  /** Stops the kubelet process only (pods keep running), as a node's kubelet restart does. */
+  stopProcess(signal?: NodeJS.Signals): Promise<void>;
+  /** Stops the kubelet, removes every pod through corral, and puts the host back. */
+  stop(): Promise<void>;
+}
+
+const TUNABLES = ['vm/overcommit_memory', 'vm/panic_on_oom', 'kernel/panic', 'kernel/panic_on_oops', 'kernel/keys/root_maxkeys', 'kernel/keys/root_maxbytes'];
+const CGROUP_FS = '/sys/fs/cgroup';
+
+/** Every cgroup hierarchy root of this host: v1 controllers (each once) and the cgroup2 mount. */
+function cgroupHierarchies(): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const m of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = m.split(' ');
+    const sep = f.indexOf('-');
+    if (sep < 0) continue;
+    const fstype = f[sep + 1];
+    const point = f[4]!;
+    if ((fstype === 'cgroup' || fstype === 'cgroup2') && point.startsWith(CGROUP_FS) && !seen.has(f[2]!)) {
+      seen.add(f[2]!);
+      out.push(point);
+    }
+  }
+  return out;
+}
+
+/** Removes a cgroup directory and everything below it, innermost first (rmdir(2) only). */
+function removeCgroupTree(dir: string): void {
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const p = join(dir, e);
+    try {
+      if (statSync(p).isDirectory()) removeCgroupTree(p);
+    } catch { /* gone */ }
+  }
+  // A cgroup whose last process is still exiting answers EBUSY for a moment.
+  for (let i = 0; i < 50; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+  }
+}
+
+function httpGet(port: number, path: string, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'GET', timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${path}: timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export async function startKubelet(h: Harness, opts: KubeletOptions = {}): Promise<Kubelet> {
+  const k = new KubeletImpl(h, opts);
+  try {
+    await k.start();
+  } catch (e) {
+    await k.stop().catch(() => {});
+    throw e;
+  }
+  return k;
+}
+
+class KubeletImpl implements Kubelet {
+  readonly dir: string;
+  readonly rootDir: string;
+  readonly manifests: string;
+  readonly podLogsDir: string;
+  readonly nodeName: string;
+  readonly cgroupRoot: string;
+  private readonly confDir: string;
+  private readonly logPath: string;
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> | undefined;
+  private readonly tunables = new Map<string, string>();
+  private readonly cgroupDirs: string[] = [];
+
+  constructor(private readonly h: Harness, private readonly opts: KubeletOptions) {
+    this.dir = join(h.dir, 'kubelet');
+    this.rootDir = join(this.dir, 'root');
+    this.manifests = join(this.dir, 'manifests');
+    this.podLogsDir = join(this.dir, 'pods-logs');
+    this.confDir = join(this.dir, 'conf.d');
+    this.logPath = join(this.dir, 'kubelet.log');
+    this.nodeName = opts.nodeName ?? 'corral-e2e-node';
+    this.cgroupRoot = `/corral-e2e-${randomBytes(4).toString('hex')}`;
+    for (const d of [this.rootDir, this.manifests, this.podLogsDir, this.confDir]) mkdirSync(d, { recursive: true });
+    for (const t of TUNABLES) {
+      try {
+        this.tunables.set(t, readFileSync(join('/proc/sys', t), 'utf8').trim());
+      } catch { /* not on this kernel */ }
+    }
+    this.makeCgroupRoot();
+    const standalone = !opts.kubeconfig;
+    if (standalone) writeFileSync(join(this.confDir, '10-standalone.conf'), readFileSync(KUBELET_STANDALONE));
+    // Only the harness' own paths, endpoint and cgroup root; JSON is YAML.
+    const own = {
+      apiVersion: 'kubelet.config.k8s.io/v1beta1',
+      kind: 'KubeletConfiguration',
+      containerRuntimeEndpoint: h.endpoint,
+      imageServiceEndpoint: h.endpoint,
+      cgroupRoot: this.cgroupRoot,
+      podLogsDir: this.podLogsDir,
+      ...(standalone ? { staticPodPath: this.manifests } : {}),
+      ...(opts.config ?? {}),
+    };
+    writeFileSync(join(this.confDir, '50-harness.conf'), JSON.stringify(own, null, 2));
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** cgroupRoot must exist before the kubelet starts; a new v1 cpuset cgroup gets its parent's cpus and mems. */
+  private makeCgroupRoot(): void {
+    for (const root of cgroupHierarchies()) {
+      const d = join(root, this.cgroupRoot);
+      mkdirSync(d, { recursive: true });
+      this.cgroupDirs.push(d);
+      for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+        if (!existsSync(join(d, f)) || readFileSync(join(d, f), 'utf8').trim()) continue;
+        writeFileSync(join(d, f), readFileSync(join(root, f), 'utf8').trim() || readFileSync(join(root, `${f.replace('cpuset.', 'cpuset.effective_')}`), 'utf8'));
+      }
+    }
+    // cgroup v2: the controllers the kubelet needs must be on in the root's subtree for its cgroup root.
+    if (existsSync(join(CGROUP_FS, 'cgroup.controllers'))) {
+      const offered = readFileSync(join(CGROUP_FS, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
+      const d = join(CGROUP_FS, this.cgroupRoot);
+      try {
+        writeFileSync(join(d, 'cgroup.subtree_control'), offered.map((c) => `+${c}`).join(' '));
+      } catch { /* the kubelet reports what it misses */ }
+    }
+  }
+
+  log(): string {
+    try {
+      return readFileSync(this.logPath, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  writePod(pod: Record<string, any>): string {
+    const name = pod.metadata?.name;
+    if (!name) throw new Error('writePod: metadata.name is required');
+    const file = join(this.manifests, `${name}.json`);
+    const tmp = join(this.dir, `.${name}.json.tmp`);
+    // Atomic: the kubelet polls the directory and must never see half a file.
+    writeFileSync(tmp, JSON.stringify({ apiVersion: 'v1', kind: 'Pod', ...pod }, null, 2));
+    renameSync(tmp, file);
+    return file;
+  }
+
+  removePod(name: string): void {
+    rmSync(join(this.manifests, `${name}.json`), { force: true });
+  }
+
+  async getText(path: string): Promise<string> {
+    const r = await httpGet(READ_ONLY_PORT, path);
+    if (r.status !== 200) throw new Error(`GET ${path}: HTTP ${r.status}: ${r.body.slice(0, 300)}`);
+    return r.body;
+  }
+
+  async get<T = any>(path: string): Promise<T> {
+    return JSON.parse(await this.getText(path)) as T;
+  }
+
+  async pod(name: string): Promise<any | undefined> {
+    const list = await this.get<{ items: any[] }>('/pods');
+    return (list.items ?? []).find((p) => p.metadata?.name === `${name}-${this.nodeName}`);
+  }
+
+  async waitPod(name: string, pred: (pod: any) => boolean, timeoutMs = 90_000, what = 'the condition'): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    let last: any;
+    for (;;) {
+      try {
+        last = await this.pod(name);
+        if (last && pred(last)) return last;
+      } catch (e) {
+        last = { error: (e as Error).message };
+      }
+      if (this.child?.exitCode !== null && this.child?.exitCode !== undefined) {
+        throw new Error(`kubelet exited (${this.child.exitCode}) while waiting for pod ${name}: ${this.log().slice(-3000)}`);
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`pod ${name}: ${what} not reached in ${timeoutMs} ms; last: ${JSON.stringify(last?.status ?? last)}`);
+      }
+      await sleep(500);
+    }
+  }
+
+  async start(): Promise<void> {
+    const args = [
+      `--config=${KUBELET_CONFIG}`,
+      `--config-dir=${this.confDir}`,
+      `--root-dir=${this.rootDir}`,
+      `--hostname-override=${this.nodeName}`,
+      '--v=2',
+      ...(this.opts.kubeconfig ? [`--kubeconfig=${this.opts.kubeconfig}`] : []),
+      ...(this.opts.flags ?? []),
+    ];
+    const fd = openSync(this.logPath, 'a');
+    // systemd-run is not usable without systemd as PID 1; the kubelet needs nothing from PATH but mount tools.
+    const child = spawn(tool('kubelet'), args, { stdio: ['ignore', fd, fd], env: { ...process.env, CORRAL_E2E_KUBELET: '1' } });
+    closeSync(fd);
+    this.child = child;
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    process.once('exit', () => child.kill('SIGKILL'));
+    // Ready when its healthz answers (the read-only API starts with it).
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`kubelet exited with ${child.exitCode}: ${this.log().slice(-4000)}`);
+      const ok = await httpGet(10248, '/healthz', 2000).then((r) => r.status === 200, () => false);
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error(`kubelet not healthy after 60 s: ${this.log().slice(-4000)}`);
+      await sleep(250);
+    }
+  }
+
+  async stopProcess(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const c = this.child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    c.kill(signal);
+    const killed = await Promise.race([this.exited!.then(() => true), sleep(15_000).then(() => false)]);
+    if (!killed) {
+      c.kill('SIGKILL');
+      await this.exited;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.stopProcess();
+    // What the kubelet started, corral removes: pods and their containers.
+    await this.h.crictl(['rmp', '-a', '-f'], { timeoutMs: 120_000 }).catch(() => undefined);
+    // Volume mounts (tmpfs of secrets, projected, Memory emptyDirs) and the rshared bind of the root dir, innermost first.
+    const mine = readMounts().map((m) => m.point).filter((p) => p === this.dir || p.startsWith(this.dir + '/'));
+    for (const p of mine.sort((a, b) => b.length - a.length)) {
+      await run('umount', ['-l', p], { timeoutMs: 10_000 }).catch(() => undefined);
+    }
+    for (const d of [...this.cgroupDirs].reverse()) removeCgroupTree(d);
+    for (const [t, v] of this.tunables) {
+      try {
+        if (readFileSync(join('/proc/sys', t), 'utf8').trim() !== v) writeFileSync(join('/proc/sys', t), v);
+      } catch { /* read-only here */ }
+    }
+    for (const bin of ['iptables', 'ip6tables']) {
+      for (const table of ['mangle', 'nat', 'filter']) {
+        for (const chain of ['KUBE-IPTABLES-HINT', 'KUBE-KUBELET-CANARY']) {
+          const r = await run(bin, ['-w', '-t', table, '-L', chain, '-n'], { timeoutMs: 10_000 }).catch(() => undefined);
+          if (r?.code !== 0) continue;
+          await run(bin, ['-w', '-t', table, '-F', chain], { timeoutMs: 10_000 }).catch(() => undefined);
+          await run(bin, ['-w', '-t', table, '-X', chain], { timeoutMs: 10_000 }).catch(() => undefined);
+        }
+      }
+    }
+  }
+}

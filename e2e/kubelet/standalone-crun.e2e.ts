@@ -1,0 +1,3 @@
+import { defineStandaloneSuite } from './standalone.js';
+
+defineStandaloneSuite('crun');

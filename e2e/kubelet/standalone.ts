@@ -1,0 +1,244 @@
+/**
+ * The standalone kubelet suite (static pods, no API server), defined once and run per OCI
+ * runtime handler by standalone-<handler>.e2e.ts: what the kubelet does that critest never
+ * asks, asserted through the kubelet's own read-only API (/pods, /stats/summary) and on the host.
+ */
+import test from 'ava';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'node:http';
+import { sleep, startHarness, type Harness } from '../harness/index.js';
+import { kubeletAvailable, startKubelet, type Kubelet } from '../harness/kubelet.js';
+
+export const BUSYBOX = 'registry.k8s.io/e2e-test-images/busybox:1.29-2';
+/** busybox httpd on :80 serving "... hello", on the harness registry under its own host name. */
+export const webImage = (h: Harness): string => `${h.registry!.host}/corral/webserver:latest`;
+
+export const ready = (p: any): boolean => (p.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
+export const ctrStatus = (p: any, name: string): any => [...(p.status?.containerStatuses ?? []), ...(p.status?.initContainerStatuses ?? [])].find((c: any) => c.name === name);
+
+function httpGetText(url: string, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export function defineStandaloneSuite(runtime: 'crun' | 'runc'): void {
+  let h: Harness;
+  let k: Kubelet;
+  const skip = !kubeletAvailable();
+
+  test.before(async () => {
+    if (skip) return;
+    h = await startHarness({ runtime });
+    k = await startKubelet(h);
+  });
+
+  test.after.always(async (t) => {
+    if (k) {
+      // Every manifest gone: the kubelet itself must tear the pods down through corral.
+      for (const f of readdirSync(k.manifests)) k.removePod(f.replace(/\.json$/, ''));
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && (await h.crictlJson<any>(['pods', '-o', 'json']).then((r) => r.items?.filter((p: any) => p.state === 'SANDBOX_READY').length ?? 0, () => 0)) > 0) await sleep(500);
+      await k.stop().catch((e: Error) => t.log(`kubelet stop: ${e.message}`));
+      if (process.env.CORRAL_E2E_PRINT_LOGS) console.error(k.log().slice(-30000));
+    }
+    await h?.stop();
+  });
+
+  const kt = (title: string, fn: (t: import('ava').ExecutionContext) => Promise<void>) =>
+    test.serial(`${runtime}: ${title}`, async (t) => {
+      if (skip) {
+        t.log('no kubelet in .tools/bin (bash e2e/kube/build.sh)');
+        t.pass();
+        return;
+      }
+      try {
+        await fn(t);
+      } catch (e) {
+        t.log(`kubelet log tail:\n${k.log().split('\n').filter((l) => /^[EW]\d{4}/.test(l)).slice(-40).join('\n')}`);
+        throw e;
+      }
+    });
+
+  kt('a pod with limits and the kubelet\'s hugepage limits runs, turns Ready, and sits in the QoS cgroup tree', async (t) => {
+    k.writePod({
+      metadata: { name: 'limits', namespace: 'default' },
+      spec: {
+        containers: [{
+          name: 'main', image: BUSYBOX, command: ['sh', '-c', 'touch /tmp/ready; exec sleep 3600'],
+          resources: { limits: { cpu: '200m', memory: '64Mi' }, requests: { cpu: '100m', memory: '32Mi' } },
+          readinessProbe: { exec: { command: ['cat', '/tmp/ready'] }, periodSeconds: 1 },
+        }],
+      },
+    });
+    const pod = await k.waitPod('limits', ready, 120_000, 'Ready');
+    t.is(pod.status.phase, 'Running');
+    t.is(pod.status.qosClass, 'Burstable');
+    // The container's cgroup is under the kubelet's burstable/pod<uid> cgroup, with the limit.
+    const id = ctrStatus(pod, 'main').containerID.replace(/^[a-z]+:\/\//, '');
+    const info = await h.crictlJson<any>(['inspect', id]);
+    const cg: string = info.info.runtimeSpec.linux.cgroupsPath;
+    t.true(cg.startsWith(`${k.cgroupRoot}/kubepods/burstable/pod${pod.metadata.uid}`), cg);
+    t.is(info.info.runtimeSpec.linux.resources.memory.limit, 64 * 1024 * 1024);
+    t.is(info.info.runtimeSpec.linux.resources.hugepageLimits, undefined);
+  });
+
+  kt('probes: httpGet and tcpSocket readiness on the pod IP, exec liveness through ExecSync; a failing liveness probe restarts the container', async (t) => {
+    k.writePod({
+      metadata: { name: 'probes', namespace: 'default' },
+      spec: {
+        containers: [
+          {
+            name: 'web', image: webImage(h),
+            readinessProbe: { httpGet: { path: '/', port: 80 }, periodSeconds: 1 },
+            livenessProbe: { tcpSocket: { port: 80 }, periodSeconds: 2 },
+          },
+          {
+            name: 'flaky', image: BUSYBOX, command: ['sh', '-c', 'touch /tmp/alive; sleep 4; rm /tmp/alive; exec sleep 3600'],
+            livenessProbe: { exec: { command: ['cat', '/tmp/alive'] }, periodSeconds: 1, failureThreshold: 2 },
+          },
+        ],
+        terminationGracePeriodSeconds: 2,
+      },
+    });
+    const pod = await k.waitPod('probes', (p) => ctrStatus(p, 'web')?.ready === true && ctrStatus(p, 'flaky')?.restartCount >= 1, 120_000, 'web ready and flaky restarted');
+    t.true(ctrStatus(pod, 'flaky').restartCount >= 1);
+    t.is(ctrStatus(pod, 'web').restartCount, 0);
+    t.truthy(pod.status.podIP);
+    t.regex(await httpGetText(`http://${pod.status.podIP}/`), /hello/);
+  });
+
+  kt('a crasher goes into restart backoff (new attempts while the old record is there), with its exit code in lastState', async (t) => {
+    k.writePod({
+      metadata: { name: 'crasher', namespace: 'default' },
+      spec: { containers: [{ name: 'crash', image: BUSYBOX, command: ['sh', '-c', 'echo crashing; exit 3'] }] },
+    });
+    const pod = await k.waitPod('crasher', (p) => (ctrStatus(p, 'crash')?.restartCount ?? 0) >= 2, 120_000, 'two restarts');
+    const st = ctrStatus(pod, 'crash');
+    t.is(st.lastState.terminated?.exitCode, 3);
+    t.is(st.lastState.terminated?.reason, 'Error');
+    // The kubelet keeps the previous attempt for `logs --previous`: both attempts exist in corral.
+    const ps = await h.crictlJson<any>(['ps', '-a', '-o', 'json', '--name', '^crash$']);
+    t.true(ps.containers.length >= 2, JSON.stringify(ps.containers.map((c: any) => c.metadata)));
+  });
+
+  kt('termination messages: the file as written (not doubled), and the log tail for FallbackToLogsOnError', async (t) => {
+    k.writePod({
+      metadata: { name: 'term', namespace: 'default' },
+      spec: {
+        restartPolicy: 'Never',
+        containers: [
+          { name: 'file', image: BUSYBOX, command: ['sh', '-c', 'printf DONE > /dev/termination-log'] },
+          { name: 'fallback', image: BUSYBOX, command: ['sh', '-c', 'echo last words; exit 1'], terminationMessagePolicy: 'FallbackToLogsOnError' },
+        ],
+      },
+    });
+    const pod = await k.waitPod('term', (p) => ctrStatus(p, 'file')?.state?.terminated && ctrStatus(p, 'fallback')?.state?.terminated, 60_000, 'both terminated');
+    t.is(ctrStatus(pod, 'file').state.terminated.message, 'DONE');
+    t.is(ctrStatus(pod, 'file').state.terminated.reason, 'Completed');
+    t.is(ctrStatus(pod, 'fallback').state.terminated.message.trim(), 'last words');
+    t.is(ctrStatus(pod, 'fallback').state.terminated.exitCode, 1);
+  });
+
+  kt('init containers run in order before a restartable sidecar and the main container; volumes are shared', async (t) => {
+    k.writePod({
+      metadata: { name: 'init', namespace: 'default', labels: { app: 'init' } },
+      spec: {
+        initContainers: [
+          { name: 'one', image: BUSYBOX, command: ['sh', '-c', 'echo one >> /work/order'], volumeMounts: [{ name: 'work', mountPath: '/work' }] },
+          { name: 'two', image: BUSYBOX, command: ['sh', '-c', 'echo two >> /work/order'], volumeMounts: [{ name: 'work', mountPath: '/work' }] },
+          {
+            name: 'sidecar', image: BUSYBOX, restartPolicy: 'Always', command: ['sh', '-c', 'echo sidecar >> /work/order; exec sleep 3600'],
+            volumeMounts: [{ name: 'work', mountPath: '/work' }],
+          },
+        ],
+        containers: [{
+          name: 'main', image: BUSYBOX, command: ['sh', '-c', 'echo main >> /work/order; exec sleep 3600'],
+          volumeMounts: [{ name: 'work', mountPath: '/work' }, { name: 'mem', mountPath: '/mem' }, { name: 'info', mountPath: '/info' }],
+        }],
+        volumes: [
+          { name: 'work', emptyDir: {} },
+          { name: 'mem', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
+          { name: 'info', downwardAPI: { items: [{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }] } },
+        ],
+      },
+    });
+    const pod = await k.waitPod('init', ready, 120_000, 'Ready');
+    const id = ctrStatus(pod, 'main').containerID.replace(/^[a-z]+:\/\//, '');
+    t.is((await h.crictlOk(['exec', id, 'cat', '/work/order'])).trim(), 'one\ntwo\nsidecar\nmain');
+    t.regex(await h.crictlOk(['exec', id, 'cat', '/proc/mounts']), /\/mem tmpfs/);
+    t.regex(await h.crictlOk(['exec', id, 'cat', '/info/labels']), /app="init"/);
+  });
+
+  kt('logs land under the kubelet\'s pod log dir, one file per attempt', async (t) => {
+    const pod = await k.waitPod('crasher', (p) => (ctrStatus(p, 'crash')?.restartCount ?? 0) >= 2, 60_000, 'two restarts');
+    const dir = join(k.podLogsDir, `default_crasher-${k.nodeName}_${pod.metadata.uid}`, 'crash');
+    t.true(existsSync(dir), dir);
+    const files = readdirSync(dir).filter((f) => /^\d+\.log$/.test(f));
+    t.true(files.length >= 2, files.join(' '));
+    t.regex(readFileSync(join(dir, files[0]!), 'utf8'), /^\S+ stdout F crashing$/m);
+  });
+
+  kt('/stats/summary carries cpu, memory, network, rootfs and logs of every pod and container (CRI stats provider)', async (t) => {
+    let summary: any;
+    let pod: any;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      summary = await k.get('/stats/summary');
+      pod = (summary.pods ?? []).find((p: any) => p.podRef.name === `limits-${k.nodeName}`);
+      const c = pod?.containers?.find((x: any) => x.name === 'main');
+      if (c?.cpu?.usageNanoCores !== undefined && c?.memory?.workingSetBytes !== undefined && pod?.network?.interfaces?.length) break;
+      if (Date.now() > deadline) break;
+      await sleep(2000);
+    }
+    t.truthy(pod, 'the pod is in the summary');
+    const c = pod.containers.find((x: any) => x.name === 'main');
+    t.true(c.cpu.usageCoreNanoSeconds > 0, JSON.stringify(c.cpu));
+    t.true(c.memory.workingSetBytes > 0, JSON.stringify(c.memory));
+    t.truthy(c.rootfs, 'rootfs');
+    t.truthy(c.logs, 'logs');
+    t.true(pod.network.interfaces.some((i: any) => i.name === 'eth0'), JSON.stringify(pod.network));
+    t.true(pod.cpu.usageCoreNanoSeconds > 0, 'pod cpu');
+    t.true(pod.memory.workingSetBytes > 0, 'pod memory');
+    t.truthy(summary.node.runtime?.imageFs, 'image filesystem');
+    t.true(summary.node.runtime.imageFs.capacityBytes > 0);
+  });
+
+  kt('a kill -9 of corral: the kubelet reconnects, nothing restarts, pods stay Ready', async (t) => {
+    const before = await k.waitPod('limits', ready, 30_000, 'Ready');
+    const restarts = ctrStatus(before, 'main').restartCount;
+    await h.stopDaemon('SIGKILL');
+    await sleep(3000);
+    await h.startDaemon();
+    // Long enough for several relists and probe rounds through the new daemon.
+    await sleep(10_000);
+    const after = await k.waitPod('limits', ready, 60_000, 'Ready again');
+    t.is(ctrStatus(after, 'main').restartCount, restarts);
+    t.is(ctrStatus(after, 'main').containerID, ctrStatus(before, 'main').containerID);
+    const web = await k.waitPod('probes', (p) => ctrStatus(p, 'web')?.ready === true, 60_000, 'web ready');
+    t.is(ctrStatus(web, 'web').restartCount, 0);
+  });
+
+  kt('a manifest removed: the kubelet stops and removes the pod through corral', async (t) => {
+    const pod = await k.waitPod('init', ready, 30_000, 'Ready');
+    k.removePod('init');
+    const deadline = Date.now() + 60_000;
+    let left: any[] = [];
+    while (Date.now() < deadline) {
+      const pods = await h.crictlJson<any>(['pods', '-o', 'json', '--label', `io.kubernetes.pod.uid=${pod.metadata.uid}`]);
+      left = (pods.items ?? []).filter((p: any) => p.state === 'SANDBOX_READY');
+      if (left.length === 0 && !(await k.pod('init'))) break;
+      await sleep(500);
+    }
+    t.deepEqual(left, []);
+    t.falsy(await k.pod('init'));
+  });
+}
