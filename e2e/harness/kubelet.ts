@@ -76,6 +76,8 @@ export interface Kubelet {
   /** Polls pod(name) until pred holds; throws with the last status after timeoutMs. */
   waitPod(name: string, pred: (pod: any) => boolean, timeoutMs?: number, what?: string): Promise<any>;
   start(): Promise<void>;
+  /** Replaces the test's own KubeletConfiguration fields (for the next start()). */
+  writeOwnConfig(extra: Record<string, unknown>): void;
   /** Stops the kubelet process only (pods keep running), as a node's kubelet restart does. */
   stopProcess(signal?: NodeJS.Signals): Promise<void>;
   /** Stops the kubelet, removes every pod through corral, and puts the host back. */
@@ -186,7 +188,13 @@ class KubeletImpl implements Kubelet {
     this.makeCgroupRoot();
     const standalone = !opts.kubeconfig;
     if (standalone) writeFileSync(join(this.confDir, '10-standalone.conf'), readFileSync(KUBELET_STANDALONE));
-    // Only the harness' own paths, endpoint and cgroup root; JSON is YAML.
+    this.writeOwnConfig(opts.config ?? {});
+  }
+
+  /** The drop-in with the harness' own paths, endpoint and cgroup root, and a test's fields (JSON is YAML). */
+  writeOwnConfig(extra: Record<string, unknown>): void {
+    const { h, opts } = this;
+    const standalone = !opts.kubeconfig;
     const own = {
       apiVersion: 'kubelet.config.k8s.io/v1beta1',
       kind: 'KubeletConfiguration',
@@ -195,7 +203,7 @@ class KubeletImpl implements Kubelet {
       cgroupRoot: this.cgroupRoot,
       podLogsDir: this.podLogsDir,
       ...(standalone ? { staticPodPath: this.manifests } : {}),
-      ...(opts.config ?? {}),
+      ...extra,
     };
     writeFileSync(join(this.confDir, '50-harness.conf'), JSON.stringify(own, null, 2));
   }
