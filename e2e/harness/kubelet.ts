@@ -36,6 +36,7 @@ import { REPO, tool } from './paths.js';
 
 export const KUBELET_CONFIG = join(REPO, 'deploy', 'kubelet', 'kubelet-config.yaml');
 export const KUBELET_STANDALONE = join(REPO, 'deploy', 'kubelet', 'standalone.conf');
+export const KUBELET_CLUSTER = join(REPO, 'deploy', 'kubelet', 'cluster.conf');
 export const READ_ONLY_PORT = 10255;
 
 /** True when e2e/kube/build.sh has built the kubelet. */
@@ -47,8 +48,10 @@ export function kubeletAvailable(): boolean {
 export interface KubeletOptions {
   /** KubeletConfiguration fields over the shipped files (a test's own, e.g. podCIDR). */
   config?: Record<string, unknown>;
-  /** A kubeconfig for a cluster node; absent: standalone (standalone.conf applies). */
+  /** A kubeconfig for a cluster node (cluster.conf applies); absent: standalone (standalone.conf). */
   kubeconfig?: string;
+  /** Cluster node: the CA that signs the API server's client certificate for the kubelet. */
+  clientCAFile?: string;
   nodeName?: string;
   /** Extra command line flags. */
   flags?: string[];
@@ -187,7 +190,7 @@ class KubeletImpl implements Kubelet {
     }
     this.makeCgroupRoot();
     const standalone = !opts.kubeconfig;
-    if (standalone) writeFileSync(join(this.confDir, '10-standalone.conf'), readFileSync(KUBELET_STANDALONE));
+    writeFileSync(join(this.confDir, '10-node.conf'), readFileSync(standalone ? KUBELET_STANDALONE : KUBELET_CLUSTER));
     this.writeOwnConfig(opts.config ?? {});
   }
 
@@ -202,7 +205,7 @@ class KubeletImpl implements Kubelet {
       imageServiceEndpoint: h.endpoint,
       cgroupRoot: this.cgroupRoot,
       podLogsDir: this.podLogsDir,
-      ...(standalone ? { staticPodPath: this.manifests } : {}),
+      ...(standalone ? { staticPodPath: this.manifests } : { authentication: { x509: { clientCAFile: opts.clientCAFile } } }),
       ...extra,
     };
     writeFileSync(join(this.confDir, '50-harness.conf'), JSON.stringify(own, null, 2));

@@ -65,3 +65,17 @@ export function makeTokenSigner(dir: string): TokenSigner {
   const certPem = readFileSync(certFile, 'utf8');
   return { keyFile, certFile, keyPem: readFileSync(keyFile, 'utf8'), certB64: new X509Certificate(certPem).raw.toString('base64') };
 }
+
+/** A client certificate (CN = user, O = groups), signed by ca: Kubernetes' x509 authentication. */
+export function makeClientCert(dir: string, ca: CertFiles, user: string, groups: string[], base: string): CertFiles {
+  const keyFile = path.join(dir, `${base}.key`);
+  const certFile = path.join(dir, `${base}.pem`);
+  const csr = path.join(dir, `${base}.csr`);
+  const ext = path.join(dir, `${base}.ext`);
+  ecKey(keyFile, dir);
+  openssl(['req', '-new', '-key', keyFile, '-out', csr, '-subj', `/CN=${user}${groups.map((g) => `/O=${g}`).join('')}`], dir);
+  writeFileSync(ext, 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n');
+  openssl(['x509', '-req', '-in', csr, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-CAcreateserial', '-out', certFile,
+    '-days', '2', '-extfile', ext], dir);
+  return { certFile, keyFile };
+}
