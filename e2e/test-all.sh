@@ -6,11 +6,16 @@
 #   4. e2e tests                 ava over dist/e2e/tests/*.e2e.js, one file at a time, each with its
 #                                own daemon, all against one test registry
 #   5. critest                   v1.37.0, SPDY run + WebSocket streaming run, held at e2e/critest-floor
-#   6. cgroup v2 leg             e2e/v2/run.sh (when ../shared/tools/run-in-v2.sh exists)
-#   7. host check                nothing new on the host since step 3 (counted under CI=true)
+#   6. kubelet                   e2e/kube/build.sh (Kubernetes v1.37 into .tools/bin, cached), then
+#                                ava over dist/e2e/kubelet/*.e2e.js: standalone kubelet per handler,
+#                                pod CIDR change, one-node cluster with kubectl
+#   7. cgroup v2 leg             e2e/v2/run.sh (when ../shared/tools/run-in-v2.sh exists)
+#   8. host check                nothing new on the host since step 3 (counted under CI=true)
 # Ends with one line "N passed, N failed, N skipped" summing every suite; exits 1 if anything failed.
-# Bounded: unit 10 min, e2e 20 min, critest 30 min (ginkgo 20 + 5 min), v2 12 min; usually ~15 min.
-# Logs and reports: .tools/reports/. Env: SKIP_SETUP=1, SKIP_CRITEST=1, SKIP_V2=1, SKIP_E2E=1.
+# Bounded: unit 10 min, e2e 20 min, critest 30 min (ginkgo 20 + 5 min), Kubernetes build 45 min,
+# kubelet 25 min, v2 12 min; usually ~25 min warm, ~50 min cold.
+# Logs and reports: .tools/reports/. Env: SKIP_SETUP=1, SKIP_CRITEST=1, SKIP_V2=1, SKIP_E2E=1,
+# SKIP_KUBELET=1.
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -115,7 +120,25 @@ if [ "${SKIP_CRITEST:-0}" != 1 ]; then
   fi
 fi
 
-# 6. cgroup v2 leg -------------------------------------------------------------------------------
+# 6. kubelet leg ---------------------------------------------------------------------------------
+# A real kubelet v1.37 on corral: standalone (static pods, both handlers), the pod CIDR change,
+# and a one-node cluster driven by kubectl. The Kubernetes programs are built once per version
+# into .tools/bin (~25 min cold on 2 cores, seconds warm).
+if [ "${SKIP_KUBELET:-0}" != 1 ]; then
+  note "Kubernetes build (e2e/kube/build.sh, cached in .tools/bin)"
+  if timeout -k 30 45m bash e2e/kube/build.sh > "$REPORTS/kube-build.log" 2>&1; then
+    tail -1 "$REPORTS/kube-build.log"
+    note "kubelet suites (ava, serial, real kubelet and control plane)"
+    timeout -k 30 25m node dist/e2e/harness/with-registry.js -- \
+      node dist/e2e/harness/run-tap.js -- npx ava --config e2e/kubelet/ava.config.js --tap 2>&1 | tee "$REPORTS/kubelet.tap"
+    record_tap kubelet "$REPORTS/kubelet.tap" "${PIPESTATUS[0]}"
+  else
+    tail -30 "$REPORTS/kube-build.log"
+    record kube-build 0 1 0
+  fi
+fi
+
+# 7. cgroup v2 leg -------------------------------------------------------------------------------
 if [ "${SKIP_V2:-0}" != 1 ]; then
   note "cgroup v2 leg"
   V2_TIMEOUT=${V2_TIMEOUT:-720} bash e2e/v2/run.sh --tap "$REPORTS/v2.tap" 2>&1 | tee "$REPORTS/v2.log"
@@ -127,7 +150,7 @@ if [ "${SKIP_V2:-0}" != 1 ]; then
   fi
 fi
 
-# 7. the host as we found it --------------------------------------------------------------------
+# 8. the host as we found it --------------------------------------------------------------------
 if [ "$HOSTCHECK" = 1 ]; then
   note "host check"
   if node dist/e2e/harness/host-check.js compare "$REPORTS/host-before.json"; then record host 1 0 0; else record host 0 1 0; fi
