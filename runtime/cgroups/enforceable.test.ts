@@ -38,7 +38,9 @@ test('cpuset in a guest without the cpuset controller: cpus and mems dropped, qu
   t.regex(w[0]!, /cpuset cpus=0 \(no cpuset controller\)/);
 });
 
-test('devices and unified settings are not touched', (t) => {
+test('devices and unified settings are not touched; no controllers known at all drops nothing', (t) => {
   const res = { devices: [{ allow: false, access: 'rwm' }], unified: { 'memory.high': '1000' } };
-  t.deepEqual(enforceableResources(res, { ...hybrid, controllers: [] }, []), res);
+  t.deepEqual(enforceableResources(res, { ...hybrid, controllers: ['cpu'] }, []), res);
+  const all = { cpu: { shares: 2, cpus: '0' }, memory: { limit: 1 }, hugepageLimits: [{ pageSize: '2MB', limit: 1 }] };
+  t.deepEqual(enforceableResources(all, { ...hybrid, controllers: [] }, []), all);
 });

@@ -33,7 +33,9 @@ export function limitControllers(info: Pick<CgroupInfo, 'controllers'>): string[
 
 /** The limits of `res` the policy allows, with one warning per dropped controller. Pure. */
 export function enforceableResources(res: OciResources, policy: LimitPolicy, warnings: string[]): OciResources {
-  const has = (c: string) => policy.controllers.includes(c);
+  // No controller found at all means detection could not read the host (an injected root in
+  // tests, a container without /sys/fs/cgroup): nothing is known to be missing, so nothing is dropped.
+  const has = (c: string) => policy.controllers.length === 0 || policy.controllers.includes(c);
   const out: OciResources = { ...res };
   const dropped: string[] = [];
   const refuse = (what: string, controller: string) => {
