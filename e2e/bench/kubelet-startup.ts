@@ -5,15 +5,26 @@
  * the kubelet's own pod start SLI histogram (kubelet_pod_start_sli_duration_seconds, which
  * leaves out image pulls). Prints p50/p99 of both.
  *
- *   node dist/e2e/harness/with-registry.js -- node dist/e2e/bench/kubelet-startup.js [--pods 20] [--runtime crun|runc]
+ *   node dist/e2e/harness/with-registry.js -- node dist/e2e/bench/kubelet-startup.js [--pods 20] [--runtime crun|runc] [--idle-seconds 20]
+ *
+ * Then, with the pods running and nothing changing, the CPU corral and the kubelet use over
+ * --idle-seconds: the cost of the kubelet's generic PLEG relisting every second.
  *
  * A side-by-side with containerd belongs to the comparison bench; this gives the figure.
  */
+import { readFileSync } from 'node:fs';
 import { startHarness } from '../harness/index.js';
 import { startKubelet } from '../harness/kubelet.js';
 import { p50, p99, round, sleep } from './lib.js';
 
 const BUSYBOX = 'registry.k8s.io/e2e-test-images/busybox:1.29-2';
+
+/** utime + stime of a process, in seconds (USER_HZ = 100). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -59,6 +70,18 @@ async function main(): Promise<void> {
     console.log(`kubelet pod startup on corral (${runtime}), ${n} static pods written at once, image present:`);
     console.log(`  manifest -> Ready: ${ready.size}/${n} pods, p50 ${round(p50(times), 0)} ms, p99 ${round(p99(times), 0)} ms, max ${round(Math.max(...times), 0)} ms`);
     if (sli) console.log(`  kubelet_pod_start_sli_duration_seconds: ${sli.count} pods, mean ${round(sli.mean * 1000, 0)} ms, p50 <= ${sli.p50le} s, p99 <= ${sli.p99le} s`);
+    // The generic PLEG relists every second: what that costs corral with n pods and nothing changing.
+    const idle = Number(arg('idle-seconds', '20'));
+    if (idle > 0 && h.daemonPid && k.pid) {
+      const c0 = cpuSeconds(h.daemonPid);
+      const k0 = cpuSeconds(k.pid);
+      const t0 = performance.now();
+      await sleep(idle * 1000);
+      const wall = (performance.now() - t0) / 1000;
+      const daemon = (cpuSeconds(h.daemonPid) - c0) / wall;
+      const kubelet = (cpuSeconds(k.pid) - k0) / wall;
+      console.log(`  idle with ${n} pods for ${idle} s: corral ${round(daemon * 100, 1)}% of a core, the kubelet ${round(kubelet * 100, 1)}% (relist every 1 s, probes none)`);
+    }
     if (ready.size < n) process.exitCode = 1;
   } finally {
     for (let i = 0; i < n; i++) k.removePod(`start${i}`);

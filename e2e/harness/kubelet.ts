@@ -134,15 +134,16 @@ function removeCgroupTree(dir: string): void {
   }
 }
 
-function httpGet(port: number, path: string, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
+/** A plain HTTP GET (the kubelet's read-only API, a pod's web server): status and body. */
+export function httpGet(url: string, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'GET', timeout: timeoutMs }, (res) => {
+    const req = request(url, { method: 'GET', timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy(new Error(`GET ${path}: timed out`)));
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: timed out`)));
     req.on('error', reject);
     req.end();
   });
@@ -260,7 +261,7 @@ class KubeletImpl implements Kubelet {
   }
 
   async getText(path: string): Promise<string> {
-    const r = await httpGet(READ_ONLY_PORT, path);
+    const r = await httpGet(`http://127.0.0.1:${READ_ONLY_PORT}${path}`);
     if (r.status !== 200) throw new Error(`GET ${path}: HTTP ${r.status}: ${r.body.slice(0, 300)}`);
     return r.body;
   }
@@ -315,7 +316,7 @@ class KubeletImpl implements Kubelet {
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`kubelet exited with ${child.exitCode}: ${this.log().slice(-4000)}`);
-      const ok = await httpGet(10248, '/healthz', 2000).then((r) => r.status === 200, () => false);
+      const ok = await httpGet('http://127.0.0.1:10248/healthz', 2000).then((r) => r.status === 200, () => false);
       if (ok) return;
       if (Date.now() > deadline) throw new Error(`kubelet not healthy after 60 s: ${this.log().slice(-4000)}`);
       await sleep(250);

@@ -8,12 +8,11 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, run, sleep, startHarness, type Harness } from '../harness/index.js';
 import { startCluster, type Cluster } from '../harness/cluster.js';
-import { kubeletAvailable } from '../harness/kubelet.js';
+import { httpGet, kubeletAvailable } from '../harness/kubelet.js';
 import { tool } from '../harness/paths.js';
 import { BUSYBOX, webImage } from './standalone.js';
 
@@ -54,19 +53,6 @@ const ct = (title: string, fn: (t: import('ava').ExecutionContext) => Promise<vo
       throw e;
     }
   });
-
-function httpGet(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { timeout: 5000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (b: Buffer) => chunks.push(b));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 async function podsOf(app: string): Promise<any[]> {
   return (await c.kubectlJson<any>(['get', 'pods', '-l', `app=${app}`])).items;
@@ -265,13 +251,13 @@ ct('kubectl port-forward to a pod', async (t) => {
     let body = '';
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
-      body = await httpGet(`http://127.0.0.1:${port}/`).catch(() => '');
+      body = await httpGet(`http://127.0.0.1:${port}/`).then((r) => r.body, () => '');
       if (body) break;
       await sleep(300);
     }
     t.regex(body, /hello/);
     // Several requests through one tunnel.
-    for (let i = 0; i < 5; i++) t.regex(await httpGet(`http://127.0.0.1:${port}/`), /hello/);
+    for (let i = 0; i < 5; i++) t.regex((await httpGet(`http://127.0.0.1:${port}/`)).body, /hello/);
   } finally {
     child.kill('SIGTERM');
   }
@@ -307,6 +293,43 @@ ct('kubectl debug adds an ephemeral container that shares the target\'s process 
   }
   // --target: the debug container sees the target's processes.
   t.regex(logs, /sleep 3600/);
+});
+
+ct('RuntimeClass: a pod with runtimeClassName runs on corral\'s runc handler', async (t) => {
+  await c.kubectlOk(['apply', '-f', c.writeManifest('runtimeclass', { apiVersion: 'node.k8s.io/v1', kind: 'RuntimeClass', metadata: { name: 'runc' }, handler: 'runc' })]);
+  await applyReady('on-runc', { ...sleeper('on-runc'), spec: { ...sleeper('on-runc').spec, runtimeClassName: 'runc' } });
+  const pods = await h.crictlJson<any>(['pods', '-o', 'json', '--name', '^on-runc$']);
+  const ready = pods.items.filter((p: any) => p.state === 'SANDBOX_READY');
+  t.is(ready.length, 1);
+  t.is(ready[0].runtimeHandler, 'runc');
+  const ctr = await h.crictlJson<any>(['ps', '-o', 'json', '--pod', ready[0].id]);
+  const info = await h.crictlJson<any>(['inspect', ctr.containers[0].id]);
+  t.regex(JSON.stringify(info.info), /runc/);
+  await c.kubectl(['delete', 'pod/on-runc', 'runtimeclass/runc', '--wait=true', '--timeout=60s']);
+});
+
+ct('in-place resize: the container\'s cgroup gets the new cpu and memory limits without a restart', async (t) => {
+  await applyReady('resize', { ...sleeper('resize', { resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '200m', memory: '128Mi' } } }) });
+  const before = await c.kubectlJson<any>(['get', 'pod', 'resize']);
+  const id = before.status.containerStatuses[0].containerID.replace(/^[a-z]+:\/\//, '');
+  await c.kubectlOk(['patch', 'pod', 'resize', '--subresource', 'resize', '--type', 'merge', '--patch',
+    JSON.stringify({ spec: { containers: [{ name: 'main', resources: { requests: { cpu: '150m', memory: '64Mi' }, limits: { cpu: '300m', memory: '192Mi' } } }] } })]);
+  const deadline = Date.now() + 90_000;
+  let st: any;
+  while (Date.now() < deadline) {
+    st = (await c.kubectlJson<any>(['get', 'pod', 'resize'])).status.containerStatuses[0];
+    if (st.resources?.limits?.cpu === '300m' && st.resources?.limits?.memory === '192Mi') break;
+    await sleep(1000);
+  }
+  t.is(st.resources?.limits?.cpu, '300m', JSON.stringify(st.resources));
+  t.is(st.restartCount, 0);
+  const info = await h.crictlJson<any>(['inspect', id]);
+  t.is(info.status.resources?.linux?.cpuQuota, '30000', JSON.stringify(info.status.resources));
+  t.is(info.status.resources?.linux?.memoryLimitInBytes, String(192 * 1024 * 1024));
+  // What the kernel enforces, read from the container's own cgroup.
+  const quota = (await c.kubectlOk(['exec', 'resize', '--', 'sh', '-c', 'cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d" " -f1 /sys/fs/cgroup/cpu.max'])).trim();
+  t.is(quota, '30000');
+  await c.kubectl(['delete', 'pod/resize', '--wait=true', '--timeout=60s']);
 });
 
 ct('the node\'s stats through the API server: summary and resource metrics have every running pod', async (t) => {

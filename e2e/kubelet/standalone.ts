@@ -4,11 +4,10 @@
  * asks, asserted through the kubelet's own read-only API (/pods, /stats/summary) and on the host.
  */
 import test from 'ava';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from 'node:http';
-import { sleep, startHarness, type Harness } from '../harness/index.js';
-import { kubeletAvailable, startKubelet, type Kubelet } from '../harness/kubelet.js';
+import { run, sleep, startHarness, type Harness } from '../harness/index.js';
+import { httpGet, kubeletAvailable, startKubelet, type Kubelet } from '../harness/kubelet.js';
 
 export const BUSYBOX = 'registry.k8s.io/e2e-test-images/busybox:1.29-2';
 /** busybox httpd on :80 serving "... hello", on the harness registry under its own host name. */
@@ -16,19 +15,6 @@ export const webImage = (h: Harness): string => `${h.registry!.host}/corral/webs
 
 export const ready = (p: any): boolean => (p.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
 export const ctrStatus = (p: any, name: string): any => [...(p.status?.containerStatuses ?? []), ...(p.status?.initContainerStatuses ?? [])].find((c: any) => c.name === name);
-
-function httpGetText(url: string, timeoutMs = 5000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 export function defineStandaloneSuite(runtime: 'crun' | 'runc'): void {
   let h: Harness;
@@ -113,7 +99,7 @@ export function defineStandaloneSuite(runtime: 'crun' | 'runc'): void {
     t.true(ctrStatus(pod, 'flaky').restartCount >= 1);
     t.is(ctrStatus(pod, 'web').restartCount, 0);
     t.truthy(pod.status.podIP);
-    t.regex(await httpGetText(`http://${pod.status.podIP}/`), /hello/);
+    t.regex((await httpGet(`http://${pod.status.podIP}/`)).body, /hello/);
   });
 
   kt('a crasher goes into restart backoff (new attempts while the old record is there), with its exit code in lastState', async (t) => {
@@ -179,6 +165,117 @@ export function defineStandaloneSuite(runtime: 'crun' | 'runc'): void {
     t.is((await h.crictlOk(['exec', id, 'cat', '/work/order'])).trim(), 'one\ntwo\nsidecar\nmain');
     t.regex(await h.crictlOk(['exec', id, 'cat', '/proc/mounts']), /\/mem tmpfs/);
     t.regex(await h.crictlOk(['exec', id, 'cat', '/info/labels']), /app="init"/);
+  });
+
+  kt('namespaces: hostNetwork, hostPID and hostIPC are the host\'s; shareProcessNamespace shares one; pod sysctls apply', async (t) => {
+    k.writePod({
+      metadata: { name: 'hostns', namespace: 'default' },
+      spec: { hostNetwork: true, hostPID: true, hostIPC: true, terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: BUSYBOX, command: ['sleep', '3600'] }] },
+    });
+    k.writePod({
+      metadata: { name: 'shared', namespace: 'default' },
+      spec: {
+        shareProcessNamespace: true,
+        terminationGracePeriodSeconds: 1,
+        securityContext: { sysctls: [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '100' }, { name: 'kernel.shm_rmid_forced', value: '1' }] },
+        containers: [
+          { name: 'a', image: BUSYBOX, command: ['sleep', '3601'] },
+          { name: 'b', image: BUSYBOX, command: ['sleep', '3602'] },
+        ],
+      },
+    });
+    const host = await k.waitPod('hostns', ready, 120_000, 'Ready');
+    const shared = await k.waitPod('shared', ready, 120_000, 'Ready');
+    const idOf = (p: any, c: string) => ctrStatus(p, c).containerID.replace(/^[a-z]+:\/\//, '');
+    for (const ns of ['net', 'pid', 'ipc']) {
+      const inside = (await h.crictlOk(['exec', idOf(host, 'main'), 'readlink', `/proc/self/ns/${ns}`])).trim();
+      t.is(inside, readlinkSync(`/proc/self/ns/${ns}`), ns);
+    }
+    t.is(host.status.podIP, host.status.hostIP);
+    const ps = await h.crictlOk(['exec', idOf(shared, 'b'), 'ps', '-o', 'args']);
+    t.regex(ps, /sleep 3601/);
+    t.regex(ps, /sleep 3602/);
+    t.is((await h.crictlOk(['exec', idOf(shared, 'a'), 'cat', '/proc/sys/net/ipv4/ip_unprivileged_port_start'])).trim(), '100');
+    t.is((await h.crictlOk(['exec', idOf(shared, 'a'), 'cat', '/proc/sys/kernel/shm_rmid_forced'])).trim(), '1');
+    t.not(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim(), '100', 'the host keeps its own value');
+    k.removePod('hostns');
+    k.removePod('shared');
+  });
+
+  kt('lifecycle hooks: postStart before Running; on deletion preStop runs, then the stop signal, within the grace period', async (t) => {
+    const hooks = join(h.dir, 'hooks');
+    mkdirSync(hooks, { recursive: true });
+    k.writePod({
+      metadata: { name: 'hooks', namespace: 'default' },
+      spec: {
+        terminationGracePeriodSeconds: 10,
+        containers: [{
+          name: 'main', image: BUSYBOX,
+          command: ['sh', '-c', "trap 'echo term >> /hooks/log; exit 0' TERM; while true; do sleep 0.1; done"],
+          lifecycle: {
+            postStart: { exec: { command: ['sh', '-c', 'echo post >> /hooks/log'] } },
+            preStop: { exec: { command: ['sh', '-c', 'echo pre >> /hooks/log; sleep 1'] } },
+          },
+          volumeMounts: [{ name: 'hooks', mountPath: '/hooks' }],
+        }],
+        volumes: [{ name: 'hooks', hostPath: { path: hooks, type: 'Directory' } }],
+      },
+    });
+    await k.waitPod('hooks', ready, 120_000, 'Ready');
+    t.is(readFileSync(join(hooks, 'log'), 'utf8'), 'post\n');
+    k.removePod('hooks');
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && (await k.pod('hooks'))) await sleep(500);
+    t.is(readFileSync(join(hooks, 'log'), 'utf8'), 'post\npre\nterm\n');
+  });
+
+  kt('hostPath propagation: a Bidirectional mount made in a privileged pod (CSI-like) reaches the host and a HostToContainer pod', async (t) => {
+    const shared = join(h.dir, 'propagation');
+    mkdirSync(shared, { recursive: true });
+    k.writePod({
+      metadata: { name: 'csi', namespace: 'default' },
+      spec: {
+        terminationGracePeriodSeconds: 1,
+        containers: [{
+          name: 'driver', image: BUSYBOX, securityContext: { privileged: true },
+          command: ['sh', '-c', 'mkdir -p /plugin/vol && mount -t tmpfs csi-vol /plugin/vol && echo published > /plugin/vol/f && touch /tmp/ready; exec sleep 3600'],
+          readinessProbe: { exec: { command: ['cat', '/tmp/ready'] }, periodSeconds: 1 },
+          volumeMounts: [{ name: 'plugin', mountPath: '/plugin', mountPropagation: 'Bidirectional' }],
+        }],
+        volumes: [{ name: 'plugin', hostPath: { path: shared, type: 'Directory' } }],
+      },
+    });
+    k.writePod({
+      metadata: { name: 'consumer', namespace: 'default' },
+      spec: {
+        terminationGracePeriodSeconds: 1,
+        containers: [{
+          name: 'main', image: BUSYBOX, command: ['sleep', '3600'],
+          volumeMounts: [{ name: 'plugin', mountPath: '/plugin', mountPropagation: 'HostToContainer', readOnly: true }],
+        }],
+        volumes: [{ name: 'plugin', hostPath: { path: shared, type: 'Directory' } }],
+      },
+    });
+    try {
+      await k.waitPod('csi', ready, 120_000, 'Ready');
+      const consumer = await k.waitPod('consumer', ready, 120_000, 'Ready');
+      t.is(readFileSync(join(shared, 'vol', 'f'), 'utf8'), 'published\n', 'the host sees the pod\'s mount');
+      const id = ctrStatus(consumer, 'main').containerID.replace(/^[a-z]+:\/\//, '');
+      let seen = '';
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline && seen !== 'published') {
+        seen = (await h.crictl(['exec', id, 'cat', '/plugin/vol/f'])).stdout.trim();
+        await sleep(300);
+      }
+      t.is(seen, 'published', 'the HostToContainer pod sees it');
+    } finally {
+      k.removePod('csi');
+      k.removePod('consumer');
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && ((await k.pod('csi')) || (await k.pod('consumer')))) await sleep(500);
+      // The driver's mount outlives its pod on the host, as a real CSI driver's would until unpublished.
+      await run('umount', ['-l', join(shared, 'vol')]);
+    }
   });
 
   kt('logs land under the kubelet\'s pod log dir, one file per attempt, in the CRI log format', async (t) => {
