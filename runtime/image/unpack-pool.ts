@@ -14,6 +14,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { terminateWhenLoaded } from '../linux/worker-loaded.js';
 import { CancelledError, RuntimeError, type ErrorKind } from '../errors.js';
 import type { UnpackStats } from '../snapshot/unpack.js';
 
@@ -169,6 +170,7 @@ export class UnpackPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.slots.filter((s) => s.jobs === 0).map((s) => s.worker.terminate()));
+    // Never while a worker still loads its native addon (linux/worker-loaded.ts).
+    await Promise.all(this.slots.filter((s) => s.jobs === 0).map((s) => terminateWhenLoaded(s.worker, s.loaded)));
   }
 }

@@ -10,6 +10,7 @@ import { parentPort } from 'node:worker_threads';
 import { CLONE_NEWNET, linux } from './syscalls.js';
 import { closeFd, tcpSocketToLoopback, waitConnected } from './socket.js';
 import type { DialReply, DialRequest } from './netns-dial.js';
+import { LOADED } from './worker-loaded.js';
 
 const home = openSync(`/proc/self/task/${linux.gettid()}/ns/net`, 'r');
 
@@ -44,3 +45,5 @@ parentPort!.on('message', (req: DialRequest) => {
   }
   parentPort!.postMessage(reply);
 });
+
+parentPort!.postMessage(LOADED);

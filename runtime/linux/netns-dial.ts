@@ -5,6 +5,7 @@
  * back the fd, which works from any thread of the process.
  */
 import { Worker } from 'node:worker_threads';
+import { terminateWhenLoaded, whenLoaded } from './worker-loaded.js';
 
 /** @internal */
 export interface DialRequest { id: number; netns: string; port: number }
@@ -13,12 +14,14 @@ export type DialReply = { id: number; ok: true; fd: number } | { id: number; ok:
 
 export class NetnsDialer {
   private worker: Worker | undefined;
+  private loaded: Promise<void> = Promise.resolve();
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (fd: number) => void; reject: (e: Error) => void }>();
 
   private ensure(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(new URL('./netns-dial-worker.js', import.meta.url));
+    this.loaded = whenLoaded(w);
     w.unref();
     w.on('message', (r: DialReply) => {
       const p = this.pending.get(r.id);
@@ -50,6 +53,6 @@ export class NetnsDialer {
   async close(): Promise<void> {
     const w = this.worker;
     this.worker = undefined;
-    if (w) await w.terminate();
+    if (w) await terminateWhenLoaded(w, this.loaded);
   }
 }

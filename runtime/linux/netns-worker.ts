@@ -13,6 +13,7 @@ import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWUTS, MNT_DETACH, MS_BIND, linux } from './syscalls.js';
 import type { PinWorkerReply, PinWorkerRequest } from './netns.js';
+import { LOADED } from './worker-loaded.js';
 
 const KINDS = [
   { ns: 'net', flag: CLONE_NEWNET },
@@ -82,3 +83,5 @@ parentPort!.on('message', (req: PinWorkerRequest) => {
   parentPort!.postMessage(reply);
   if (!home_) process.exit(1);
 });
+
+parentPort!.postMessage(LOADED);

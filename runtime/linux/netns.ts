@@ -10,6 +10,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { terminateWhenLoaded, whenLoaded } from './worker-loaded.js';
 import { MNT_DETACH, type Syscalls } from './syscalls.js';
 
 export type PinnableNamespace = 'net' | 'ipc' | 'uts';
@@ -67,6 +68,7 @@ interface Pending {
 /** The real pinner: one long-lived worker thread, replaced if it dies. */
 export class WorkerPinner implements NamespacePinner {
   private worker: Worker | undefined;
+  private loaded: Promise<void> = Promise.resolve();
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
 
@@ -75,6 +77,7 @@ export class WorkerPinner implements NamespacePinner {
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(new URL('./netns-worker.js', import.meta.url));
+    this.loaded = whenLoaded(w);
     // The daemon must be able to exit while the worker idles.
     w.unref();
     w.on('message', (reply: PinWorkerReply) => {
@@ -154,6 +157,6 @@ export class WorkerPinner implements NamespacePinner {
   async close(): Promise<void> {
     const w = this.worker;
     this.worker = undefined;
-    if (w) await w.terminate();
+    if (w) await terminateWhenLoaded(w, this.loaded);
   }
 }

@@ -10,6 +10,7 @@
  */
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { LOADED, terminateWhenLoaded, whenLoaded } from '../linux/worker-loaded.js';
 import { DeadlineExceededError, InternalError, NotFoundError } from '../errors.js';
 import { CLONE_NEWNET, linux } from '../linux/syscalls.js';
 
@@ -58,6 +59,7 @@ export class NetnsStatsReader {
   private worker: Worker | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (t: string) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private loaded: Promise<void> = Promise.resolve();
 
   constructor(private readonly timeoutMs = 5000) {}
 
@@ -70,12 +72,13 @@ export class NetnsStatsReader {
     const w = this.worker;
     this.worker = undefined;
     this.failAll(new InternalError('interface stats reader closed'));
-    return w ? w.terminate().then(() => undefined) : Promise.resolve();
+    return w ? terminateWhenLoaded(w, this.loaded) : Promise.resolve();
   }
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(new URL(import.meta.url), { workerData: { role: WORKER_ROLE } });
+    this.loaded = whenLoaded(w);
     // An idle reader must not keep the daemon alive.
     w.unref();
     w.on('message', (r: Reply) => {
@@ -151,6 +154,7 @@ function serve(): void {
     // A thread that cannot return to the host namespace must not serve again.
     if (!back) process.exit(1);
   });
+  parentPort!.postMessage(LOADED);
 }
 
 if (!isMainThread && (workerData as { role?: string } | null)?.role === WORKER_ROLE) serve();
