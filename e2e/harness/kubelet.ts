@@ -66,6 +66,8 @@ export interface Kubelet {
   /** cgroupRoot given to the kubelet ("/corral-e2e-<id>"). */
   readonly cgroupRoot: string;
   readonly pid: number | undefined;
+  /** The kubelet process is still running (it did not crash; stopProcess() not called). */
+  readonly running: boolean;
   log(): string;
   /** Writes a static pod manifest (JSON) named after metadata.name; returns its path. */
   writePod(pod: Record<string, any>): string;
@@ -214,6 +216,10 @@ class KubeletImpl implements Kubelet {
 
   get pid(): number | undefined {
     return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
   }
 
   /** cgroupRoot must exist before the kubelet starts; a new v1 cpuset cgroup gets its parent's cpus and mems. */

@@ -46,6 +46,7 @@ const ct = (title: string, fn: (t: import('ava').ExecutionContext) => Promise<vo
     }
     try {
       await fn(t);
+      t.true(c.kubelet.running, `the kubelet is running: ${c.kubelet.running ? '' : c.kubelet.log().slice(-3000)}`);
     } catch (e) {
       const events = await c.kubectl(['get', 'events', '-A', '--sort-by=.lastTimestamp']).catch(() => undefined);
       t.log(`events:\n${events?.stdout.split('\n').slice(-25).join('\n')}`);

@@ -48,6 +48,8 @@ export function defineStandaloneSuite(runtime: 'crun' | 'runc'): void {
       }
       try {
         await fn(t);
+        // Whatever corral answered, the kubelet must still be up (a nil it did not expect crashes it).
+        t.true(k.running, `the kubelet is running: ${k.running ? '' : k.log().slice(-3000)}`);
       } catch (e) {
         t.log(`kubelet log tail:\n${k.log().split('\n').filter((l) => /^[EW]\d{4}/.test(l)).slice(-40).join('\n')}`);
         throw e;

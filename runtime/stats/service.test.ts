@@ -24,7 +24,7 @@ function pod(id: string, cgroupPath: string, net?: string): SandboxView {
   } as unknown as SandboxView;
 }
 
-function setup(opts: { podCgroup?: string } = {}) {
+function setup(opts: { podCgroup?: string; onlyLo?: boolean } = {}) {
   let mono = 1_000_000_000n;
   const reader = new CgroupStatsReader({ mode: 'v2', root: V2, now: () => ({ wall: 1_700_000_000_000_000_000n, mono }) });
   const containers = [
@@ -47,7 +47,7 @@ function setup(opts: { podCgroup?: string } = {}) {
     netns: {
       read: async () => [
         { name: 'lo', rxBytes: 1n, rxPackets: 1n, rxErrors: 0n, rxDropped: 0n, txBytes: 1n, txPackets: 1n, txErrors: 0n, txDropped: 0n },
-        { name: 'eth0', rxBytes: 1500n, rxPackets: 3n, rxErrors: 1n, rxDropped: 0n, txBytes: 700n, txPackets: 2n, txErrors: 2n, txDropped: 0n },
+        ...(opts.onlyLo ? [] : [{ name: 'eth0', rxBytes: 1500n, rxPackets: 3n, rxErrors: 1n, rxDropped: 0n, txBytes: 700n, txPackets: 2n, txErrors: 2n, txDropped: 0n }]),
       ],
     },
   });
@@ -76,6 +76,13 @@ test('ContainerStats: cgroup numbers in the proto shape, writable layer, rate fr
   advance(1_000_000_000n);
   t.deepEqual((await svc.containerStats('c1')).cpu?.usage_nano_cores, { value: '0' });
   await t.throwsAsync(svc.containerStats('zz'), { message: /container "zz" not found/ });
+});
+
+test('a pod netns with only lo (eth0 gone after StopPodSandbox) has no network figures, never a network without default_interface', async (t) => {
+  const { svc } = setup({ onlyLo: true });
+  const s = await svc.podSandboxStats('p1');
+  t.is(s.linux?.network, null);
+  for (const p of await svc.listPodSandboxStats()) t.true(p.linux?.network === null || !!p.linux?.network?.default_interface);
 });
 
 test('ListContainerStats: running and created only, filters by id prefix, pod and labels', async (t) => {

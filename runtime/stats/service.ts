@@ -289,9 +289,14 @@ export class StatsService {
     });
     const list = ifs.filter((i) => i.name !== 'lo');
     const def = list.find((i) => i.name === DEFAULT_INTERFACE) ?? list[0];
+    // No interface but lo (a stopped pod whose eth0 CNI DEL removed, a pod without a network):
+    // no network figures at all. The kubelet's CRI stats provider reads default_interface of
+    // every network it gets without a nil check, and a network without one crashed the
+    // kubelet (v1.37, addCRIPodNetworkStats) while a Deployment scaled down.
+    if (!def) return null;
     return {
       timestamp: String(BigInt(Date.now()) * 1_000_000n),
-      default_interface: def ? toUsage(def) : null,
+      default_interface: toUsage(def),
       interfaces: list.map(toUsage),
     };
   }
