@@ -302,6 +302,10 @@ class KubeletImpl implements Kubelet {
   }
 
   async start(): Promise<void> {
+    // One kubelet per host: another one's healthz would pass for this one's.
+    if (await httpGet('http://127.0.0.1:10248/healthz', 2000).then(() => true, () => false)) {
+      throw new Error('another kubelet is running on this host (127.0.0.1:10248 answers); one kubelet at a time');
+    }
     const args = [
       `--config=${KUBELET_CONFIG}`,
       `--config-dir=${this.confDir}`,
