@@ -13,7 +13,7 @@
 #   8. host check                nothing new on the host since step 3 (counted under CI=true)
 # Ends with one line "N passed, N failed, N skipped" summing every suite; exits 1 if anything failed.
 # Bounded: unit 10 min, e2e 20 min, critest 30 min (ginkgo 20 + 5 min), Kubernetes build 45 min,
-# kubelet 25 min, v2 12 min; usually ~25 min warm, ~50 min cold.
+# kubelet 25 min, v2 20 min; usually ~25 min warm, ~50 min cold.
 # Logs and reports: .tools/reports/. Env: SKIP_SETUP=1, SKIP_CRITEST=1, SKIP_V2=1, SKIP_E2E=1,
 # SKIP_KUBELET=1.
 set -uo pipefail
@@ -141,7 +141,7 @@ fi
 # 7. cgroup v2 leg -------------------------------------------------------------------------------
 if [ "${SKIP_V2:-0}" != 1 ]; then
   note "cgroup v2 leg"
-  V2_TIMEOUT=${V2_TIMEOUT:-720} bash e2e/v2/run.sh --tap "$REPORTS/v2.tap" 2>&1 | tee "$REPORTS/v2.log"
+  V2_TIMEOUT=${V2_TIMEOUT:-1200} bash e2e/v2/run.sh --tap "$REPORTS/v2.tap" 2>&1 | tee "$REPORTS/v2.log"
   rc=${PIPESTATUS[0]}
   if [ "$rc" = 0 ] && grep -q '^v2: skipped' "$REPORTS/v2.log"; then
     LINES+=("v2         skipped: no run-in-v2.sh on this host")

@@ -20,6 +20,12 @@ node dist/e2e/harness/with-registry.js -- bash -c '
   else
     printf "# no e2e files for the v2 leg\n# pass 0\n# fail 0\n" > "$V2_OUT/ava.tap"; echo 0 > "$V2_OUT/ava.rc"
   fi
+  # The standalone kubelet suite (crun) on cgroup v2, when e2e/kube/build.sh has built the kubelet.
+  if [ -x .tools/bin/kubelet ] && [ -f dist/e2e/kubelet/standalone-crun.e2e.js ]; then
+    node dist/e2e/harness/run-tap.js -- node_modules/.bin/ava --config e2e/kubelet/ava.config.js --tap \
+      dist/e2e/kubelet/standalone-crun.e2e.js 2>&1 | tee "$V2_OUT/kubelet.tap"
+    echo "${PIPESTATUS[0]}" > "$V2_OUT/kubelet.rc"
+  fi
   floor=()
   [ "$V2_UPDATE_FLOOR" = 1 ] && floor=(--update-floor)
   node dist/e2e/critest/run.js --mode spdy --floor-key v2 --timeout 8m \

@@ -5,7 +5,8 @@
 # "v2: skipped" and exits 0 (on a real cgroup v2 host the same tests run natively in the e2e step).
 #
 # In the guest (e2e/v2/guest.sh): a registry of its own (the guest has only loopback), the e2e
-# files listed in e2e/v2/tests.txt under ava, then the cgroup-related critest specs held at the
+# files listed in e2e/v2/tests.txt under ava, the standalone kubelet suite (crun) when the kubelet
+# is built, then the cgroup-related critest specs held at the
 # "v2" entry of e2e/critest-floor. The daemon's state and root dirs live on a tmpfs (-T): overlay
 # upperdirs cannot live on the guest's overlay root.
 #
@@ -63,6 +64,15 @@ if [ -z "$p" ] && [ -z "$f" ] && [ -s "$OUT/ava.tap" ]; then   # runner died: co
 fi
 p=${p:-0} f=${f:-0} s=${s:-0}
 if [ ! -s "$OUT/ava.tap" ] || [ "$(cat "$OUT/ava.rc" 2>/dev/null)" != 0 ] && [ "$f" = 0 ]; then f=$((f + 1)); fi
+# The standalone kubelet suite, when the guest ran it (the kubelet is built): its TAP counts too.
+if [ -s "$OUT/kubelet.tap" ]; then
+  kp=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$OUT/kubelet.tap" | tail -1)
+  kf=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$OUT/kubelet.tap" | tail -1)
+  [ -z "$kp" ] && [ -z "$kf" ] && { kp=$(grep -c '^ok ' "$OUT/kubelet.tap"); kf=$(( $(grep -c '^not ok ' "$OUT/kubelet.tap") + 1 )); }
+  kp=${kp:-0} kf=${kf:-0}
+  [ "$(cat "$OUT/kubelet.rc" 2>/dev/null)" != 0 ] && [ "$kf" = 0 ] && kf=1
+  p=$((p + kp)) f=$((f + kf))
+fi
 if [ -s "$OUT/critest-summary.json" ]; then
   read -r cp cf cs < <(jq -r '"\(.passed) \(.failed) \(.skipped)"' "$OUT/critest-summary.json")
   p=$((p + cp)) f=$((f + cf)) s=$((s + cs))
@@ -73,7 +83,7 @@ else
 fi
 [ "$rc" != 0 ] && [ "$f" = 0 ] && { echo "v2: guest exited $rc"; f=1; }
 if [ -n "$TAP" ]; then
-  { cat "$OUT/ava.tap" 2>/dev/null; echo "# v2 totals (ava + critest subset)"; echo "# pass $p"; echo "# fail $f"; echo "# skip $s"; } > "$TAP"
+  { cat "$OUT/ava.tap" "$OUT/kubelet.tap" 2>/dev/null; echo "# v2 totals (ava + kubelet + critest subset)"; echo "# pass $p"; echo "# fail $f"; echo "# skip $s"; } > "$TAP"
 fi
 echo "v2: $p passed, $f failed, $s skipped"
 [ "$f" = 0 ]
