@@ -22,9 +22,10 @@ node dist/e2e/harness/with-registry.js -- bash -c '
   fi
   # The standalone kubelet suite (crun) on cgroup v2, when e2e/kube/build.sh has built the kubelet.
   if [ -x .tools/bin/kubelet ] && [ -f dist/e2e/kubelet/standalone-crun.e2e.js ]; then
-    # UML's /proc/cpuinfo has no "cpu MHz" line, and the kubelet's cadvisor refuses to start
+    # The cpuinfo of UML has no "cpu MHz" line, and cadvisor in the kubelet refuses to start
     # without a clock speed ("could not detect clock speed"): in this throwaway guest only, the
-    # kubelet reads UML's cpuinfo with that line added.
+    # kubelet reads the cpuinfo of UML with that line added. (No apostrophes in this block:
+    # it is one single-quoted bash -c script.)
     if ! grep -q "^cpu MHz" /proc/cpuinfo; then
       { cat /proc/cpuinfo; printf "cpu MHz\t\t: 1000.000\n"; } > /tmp/cpuinfo-with-mhz
       mount --bind /tmp/cpuinfo-with-mhz /proc/cpuinfo
