@@ -346,8 +346,12 @@ class KubeletImpl implements Kubelet {
 
   async stop(): Promise<void> {
     await this.stopProcess();
-    // What the kubelet started, corral removes: pods and their containers.
-    await this.h.crictl(['rmp', '-a', '-f'], { timeoutMs: 120_000 }).catch(() => undefined);
+    // What the kubelet started, corral removes: pods and their containers (a hundred pods take
+    // a while; the kubelet's cgroups below can only go once every container has left them).
+    const deadline = Date.now() + 300_000;
+    do {
+      await this.h.crictl(['rmp', '-a', '-f'], { timeoutMs: 120_000 }).catch(() => undefined);
+    } while (Date.now() < deadline && (await this.h.crictl(['pods', '-q'], { timeoutMs: 30_000 }).then((r) => r.stdout.trim() !== '', () => false)));
     // Volume mounts (tmpfs of secrets, projected, Memory emptyDirs) and the rshared bind of the root dir, innermost first.
     const mine = readMounts().map((m) => m.point).filter((p) => p === this.dir || p.startsWith(this.dir + '/'));
     for (const p of mine.sort((a, b) => b.length - a.length)) {
