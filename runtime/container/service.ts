@@ -709,11 +709,15 @@ export class ContainerService {
 
   // ---- update, log, exec -------------------------------------------------------------
 
-  /** What this host's cgroups can enforce (runtime/cgroups/enforceable.ts). */
+  /** What this host's cgroups can enforce (runtime/cgroups/enforceable.ts); fixed for the daemon's life. */
   private limitPolicy(): LimitPolicy {
-    const c = this.deps.config.cgroups ?? { unenforceable_limits: 'drop', disable_hugetlb_controller: false };
-    return { controllers: limitControllers(this.deps.cgroups), disableHugetlb: c.disable_hugetlb_controller, unenforceable: c.unenforceable_limits };
+    if (!this.limits) {
+      const c = this.deps.config.cgroups ?? { unenforceable_limits: 'drop', disable_hugetlb_controller: false };
+      this.limits = { controllers: limitControllers(this.deps.cgroups), disableHugetlb: c.disable_hugetlb_controller, unenforceable: c.unenforceable_limits };
+    }
+    return this.limits;
   }
+  private limits: LimitPolicy | undefined;
 
   /** UpdateContainerResources: `<runtime> update`, then the new values are persisted. */
   async update(idOrPrefix: string, linux: CriLinuxResources | null | undefined): Promise<void> {

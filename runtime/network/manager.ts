@@ -107,6 +107,8 @@ export interface NetworkManagerDeps {
 
 export class NetworkManager {
   private podCidr = '';
+  /** The default network's bridge for the pod CIDR in use (pod-cidr.ts), kept with it. */
+  private bridge = bridgeForPodCidr([]);
   private cidrWrite: Promise<void> = Promise.resolve();
   private readonly locks = new KeyedQueue();
   /**
@@ -134,6 +136,7 @@ export class NetworkManager {
     await m.records.load();
     // The kubelet sends the pod CIDR once per change, not again after a runtime restart.
     m.podCidr = (await fs.readFile(m.podCidrFile, 'utf8').catch(() => '')).trim();
+    m.bridge = bridgeForPodCidr(m.podCidr ? m.podCidr.split(',') : []);
     try {
       const net = await m.load();
       deps.logger.info(`CNI network "${net.conf.name}" from ${net.file}${net.isDefault ? ' (corral default)' : ''}`);
@@ -154,6 +157,7 @@ export class NetworkManager {
     const next = parsePodCidr(cidr).join(',');
     if (next === this.podCidr) return;
     this.podCidr = next;
+    this.bridge = bridgeForPodCidr(next.split(','));
     this.cidrWrite = this.cidrWrite
       .then(() => writeFileAtomic(this.podCidrFile, next + '\n'))
       .catch((err) => { this.deps.logger.warn(`CNI: cannot keep the pod CIDR in ${this.podCidrFile}: ${errorMessage(err)}`); });
@@ -268,7 +272,7 @@ export class NetworkManager {
       confFile: net.file,
       attachments: [
         { ifName: LOOPBACK_IFNAME, conf: loopbackNetworkConf(), caps: {}, result: null },
-        { ifName: POD_IFNAME, conf: net.isDefault && this.podCidr ? withPodCidr(net.conf, this.podCidr, this.defaultBridge()) : net.conf, caps, result: null },
+        { ifName: POD_IFNAME, conf: net.isDefault && this.podCidr ? withPodCidr(net.conf, this.podCidr, this.bridge) : net.conf, caps, result: null },
       ],
     };
     // Resolve every binary first: a missing plugin fails before anything is set up.
@@ -340,10 +344,6 @@ export class NetworkManager {
     await this.removeSupersededBridge(rec);
   }
 
-  /** The default network's bridge for the pod CIDR in use (pod-cidr.ts). */
-  private defaultBridge(): string {
-    return bridgeForPodCidr(this.podCidr ? this.podCidr.split(',') : []);
-  }
 
   /**
    * After the pod CIDR changed, the bridge of the previous range serves only the pods started
@@ -358,7 +358,7 @@ export class NetworkManager {
       return typeof b === 'string' && /^corral[0-9a-f]{0,8}$/.test(b) ? b : undefined;
     };
     const bridge = bridgeOf(rec);
-    if (!bridge || bridge === this.defaultBridge()) return;
+    if (!bridge || bridge === this.bridge) return;
     for (const other of this.records.list()) if (bridgeOf(other.status) === bridge) return;
     try {
       await execFileAsync('ip', ['link', 'del', bridge], { timeout: this.timeoutMs });
