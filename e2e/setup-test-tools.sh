@@ -19,7 +19,7 @@ log() { echo "setup-test-tools: $*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 RUNTIME_PKGS=(crun runc conmon containernetworking-plugins iptables catatonit util-linux mount)
-TEST_PKGS=(docker-registry busybox-static skopeo umoci zstd openssl apache2-utils tmux socat jq
+TEST_PKGS=(docker-registry busybox-static skopeo umoci zstd openssl apache2-utils tmux socat jq curl netcat-openbsd
            iproute2 nginx-light procps psmisc kmod ca-certificates)
 
 missing_pkgs() {

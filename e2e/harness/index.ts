@@ -112,9 +112,9 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-const PREFIX = 'corral-e2e-';
+export const PREFIX = 'corral-e2e-';
 
-function baseDir(): string {
+export function baseDir(): string {
   return process.env.CORRAL_E2E_TMPDIR || tmpdir();
 }
 
@@ -128,7 +128,7 @@ function isAlive(pid: number): boolean {
 }
 
 /** Other harnesses alive on this host (another test process, another developer's run). */
-function otherHarnessesAlive(self: string): boolean {
+export function otherHarnessesAlive(self: string): boolean {
   for (const d of safeReaddir(baseDir())) {
     if (!d.startsWith(PREFIX) || join(baseDir(), d) === self) continue;
     try {
@@ -154,7 +154,7 @@ function safeReaddir(p: string): string[] {
  * A /16 for the pods that no route of the host and no other live harness uses: pods of two
  * harnesses must not share a subnet, and the host's own networks must stay reachable.
  */
-async function chooseSubnet(self: string): Promise<string> {
+export async function chooseSubnet(self: string): Promise<string> {
   const used = new Set<number>();
   const routes = await run('ip', ['-4', 'route', 'show', 'table', 'all'], { timeoutMs: 10_000 });
   for (const m of routes.stdout.matchAll(/(?:^|\s)10\.(\d+)\./g)) used.add(Number(m[1]));
@@ -185,7 +185,7 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
 }
 
 /** The pod network of this harness: bridge + portmap, host-local IPAM keeping its leases inside dir. */
-function cniConflist(bridge: string, subnet: string, ipamDir: string): unknown {
+export function cniConflist(bridge: string, subnet: string, ipamDir: string): unknown {
   return {
     cniVersion: '1.0.0',
     name: 'corral-e2e',

@@ -16,22 +16,19 @@
  * own (cgroupRoot /corral-e2e-<id>, created here in every hierarchy), so the kubelet's
  * kubepods tree never mixes with the host's cgroups and is removed whole at the end.
  *
- * What a kubelet changes on the host and stop() puts back: the kernel tunables it sets when
- * protectKernelDefaults is off (vm.overcommit_memory, vm.panic_on_oom, kernel.panic,
- * kernel.panic_on_oops, kernel.keys.root_max*), the rshared bind mount of its root dir and
- * the tmpfs of secret/projected/Memory volumes, its cgroups, and the iptables chains it makes
- * for kube-proxy (KUBE-IPTABLES-HINT, KUBE-KUBELET-CANARY).
+ * What a kubelet changes on the host, stop() puts back (node-host.ts: tunables, cgroups, mounts,
+ * kube-proxy hint chains, /var/lib/kubelet). Its serving certificate goes to --cert-dir under the
+ * harness dir, not to /var/lib/kubelet/pki.
  *
  * One kubelet at a time on a host: it listens on 10250, 10248 and 10255.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { run, sleep } from './exec.js';
+import { sleep } from './exec.js';
 import type { Harness } from './index.js';
-import { readMounts } from './leaks.js';
+import { NodeHostState } from './node-host.js';
 import { REPO, tool } from './paths.js';
 
 export const KUBELET_CONFIG = join(REPO, 'deploy', 'kubelet', 'kubelet-config.yaml');
@@ -89,53 +86,6 @@ export interface Kubelet {
   stop(): Promise<void>;
 }
 
-const TUNABLES = ['vm/overcommit_memory', 'vm/panic_on_oom', 'kernel/panic', 'kernel/panic_on_oops', 'kernel/keys/root_maxkeys', 'kernel/keys/root_maxbytes'];
-const CGROUP_FS = '/sys/fs/cgroup';
-
-/** Every cgroup hierarchy root of this host: v1 controllers (each once) and the cgroup2 mount. */
-function cgroupHierarchies(): string[] {
-  const out: string[] = [];
-  const seen = new Set<string>();
-  for (const m of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const f = m.split(' ');
-    const sep = f.indexOf('-');
-    if (sep < 0) continue;
-    const fstype = f[sep + 1];
-    const point = f[4]!;
-    if ((fstype === 'cgroup' || fstype === 'cgroup2') && point.startsWith(CGROUP_FS) && !seen.has(f[2]!)) {
-      seen.add(f[2]!);
-      out.push(point);
-    }
-  }
-  return out;
-}
-
-/** Removes a cgroup directory and everything below it, innermost first (rmdir(2) only). */
-function removeCgroupTree(dir: string): void {
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const e of entries) {
-    const p = join(dir, e);
-    try {
-      if (statSync(p).isDirectory()) removeCgroupTree(p);
-    } catch { /* gone */ }
-  }
-  // A cgroup whose last process is still exiting answers EBUSY for a moment.
-  for (let i = 0; i < 50; i++) {
-    try {
-      rmdirSync(dir);
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    }
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-  }
-}
-
 /** A plain HTTP GET (the kubelet's read-only API, a pod's web server): status and body. */
 export function httpGet(url: string, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -173,8 +123,7 @@ class KubeletImpl implements Kubelet {
   private readonly logPath: string;
   private child: ChildProcess | undefined;
   private exited: Promise<void> | undefined;
-  private readonly tunables = new Map<string, string>();
-  private readonly cgroupDirs: string[] = [];
+  private readonly host: NodeHostState;
 
   constructor(private readonly h: Harness, private readonly opts: KubeletOptions) {
     this.dir = join(h.dir, 'kubelet');
@@ -184,14 +133,9 @@ class KubeletImpl implements Kubelet {
     this.confDir = join(this.dir, 'conf.d');
     this.logPath = join(this.dir, 'kubelet.log');
     this.nodeName = opts.nodeName ?? 'corral-e2e-node';
-    this.cgroupRoot = `/corral-e2e-${randomBytes(4).toString('hex')}`;
     for (const d of [this.rootDir, this.manifests, this.podLogsDir, this.confDir]) mkdirSync(d, { recursive: true });
-    for (const t of TUNABLES) {
-      try {
-        this.tunables.set(t, readFileSync(join('/proc/sys', t), 'utf8').trim());
-      } catch { /* not on this kernel */ }
-    }
-    this.makeCgroupRoot();
+    this.host = new NodeHostState();
+    this.cgroupRoot = this.host.cgroupRoot;
     const standalone = !opts.kubeconfig;
     writeFileSync(join(this.confDir, '10-node.conf'), readFileSync(standalone ? KUBELET_STANDALONE : KUBELET_CLUSTER));
     this.writeOwnConfig(opts.config ?? {});
@@ -220,27 +164,6 @@ class KubeletImpl implements Kubelet {
 
   get running(): boolean {
     return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** cgroupRoot must exist before the kubelet starts; a new v1 cpuset cgroup gets its parent's cpus and mems. */
-  private makeCgroupRoot(): void {
-    for (const root of cgroupHierarchies()) {
-      const d = join(root, this.cgroupRoot);
-      mkdirSync(d, { recursive: true });
-      this.cgroupDirs.push(d);
-      for (const f of ['cpuset.cpus', 'cpuset.mems']) {
-        if (!existsSync(join(d, f)) || readFileSync(join(d, f), 'utf8').trim()) continue;
-        writeFileSync(join(d, f), readFileSync(join(root, f), 'utf8').trim() || readFileSync(join(root, `${f.replace('cpuset.', 'cpuset.effective_')}`), 'utf8'));
-      }
-    }
-    // cgroup v2: the controllers the kubelet needs must be on in the root's subtree for its cgroup root.
-    if (existsSync(join(CGROUP_FS, 'cgroup.controllers'))) {
-      const offered = readFileSync(join(CGROUP_FS, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
-      const d = join(CGROUP_FS, this.cgroupRoot);
-      try {
-        writeFileSync(join(d, 'cgroup.subtree_control'), offered.map((c) => `+${c}`).join(' '));
-      } catch { /* the kubelet reports what it misses */ }
-    }
   }
 
   log(): string {
@@ -310,6 +233,7 @@ class KubeletImpl implements Kubelet {
       `--config=${KUBELET_CONFIG}`,
       `--config-dir=${this.confDir}`,
       `--root-dir=${this.rootDir}`,
+      `--cert-dir=${join(this.dir, 'pki')}`,
       `--hostname-override=${this.nodeName}`,
       '--v=2',
       ...(this.opts.kubeconfig ? [`--kubeconfig=${this.opts.kubeconfig}`] : []),
@@ -352,26 +276,6 @@ class KubeletImpl implements Kubelet {
     do {
       await this.h.crictl(['rmp', '-a', '-f'], { timeoutMs: 120_000 }).catch(() => undefined);
     } while (Date.now() < deadline && (await this.h.crictl(['pods', '-q'], { timeoutMs: 30_000 }).then((r) => r.stdout.trim() !== '', () => false)));
-    // Volume mounts (tmpfs of secrets, projected, Memory emptyDirs) and the rshared bind of the root dir, innermost first.
-    const mine = readMounts().map((m) => m.point).filter((p) => p === this.dir || p.startsWith(this.dir + '/'));
-    for (const p of mine.sort((a, b) => b.length - a.length)) {
-      await run('umount', ['-l', p], { timeoutMs: 10_000 }).catch(() => undefined);
-    }
-    for (const d of [...this.cgroupDirs].reverse()) removeCgroupTree(d);
-    for (const [t, v] of this.tunables) {
-      try {
-        if (readFileSync(join('/proc/sys', t), 'utf8').trim() !== v) writeFileSync(join('/proc/sys', t), v);
-      } catch { /* read-only here */ }
-    }
-    for (const bin of ['iptables', 'ip6tables']) {
-      for (const table of ['mangle', 'nat', 'filter']) {
-        for (const chain of ['KUBE-IPTABLES-HINT', 'KUBE-KUBELET-CANARY']) {
-          const r = await run(bin, ['-w', '-t', table, '-L', chain, '-n'], { timeoutMs: 10_000 }).catch(() => undefined);
-          if (r?.code !== 0) continue;
-          await run(bin, ['-w', '-t', table, '-F', chain], { timeoutMs: 10_000 }).catch(() => undefined);
-          await run(bin, ['-w', '-t', table, '-X', chain], { timeoutMs: 10_000 }).catch(() => undefined);
-        }
-      }
-    }
+    await this.host.restore([this.dir]);
   }
 }

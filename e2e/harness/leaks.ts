@@ -55,8 +55,11 @@ export interface LeakScope {
 }
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
-/** Directories the daemon would use without a config; the harness points it elsewhere. */
-const DEFAULT_DIRS = ['/run/corral', '/var/lib/corral'];
+/**
+ * Directories the daemon would use without a config (the harness points it elsewhere), and the
+ * one a kubelet makes whatever its root dir (the kubelet harnesses remove it after themselves).
+ */
+const DEFAULT_DIRS = ['/run/corral', '/var/lib/corral', '/var/lib/kubelet'];
 
 function unescapeMount(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
@@ -284,7 +287,7 @@ export async function findLeaks(before: Snapshot, scope: LeakScope): Promise<Lea
   }
   for (const d of DEFAULT_DIRS) {
     if (!before.defaultDirs.has(d) && existsSync(d)) {
-      leaks.push({ kind: 'dir', what: `${d} (created although the config points elsewhere)`, note });
+      leaks.push({ kind: 'dir', what: `${d} (created by this run)`, note });
     }
   }
   return leaks;

@@ -15,7 +15,7 @@ import {
 } from './oci.js';
 import type { Expectations, ImageCategory, ImageRef, NotReproducible } from './manifest.js';
 import {
-  BASE_GROUPS, BASE_USERS, BUSYBOX, HostFiles, IPCS, PGREP, PKILL,
+  BASE_GROUPS, BASE_USERS, BUSYBOX, HostFiles, IPCS, NMETER, PGREP, PKILL, binLinks,
   busyboxEntries, groupFile, passwdFile, type Group, type User,
 } from './rootfs.js';
 import { normalizeEntries, writeTar, type TarEntry } from './tar.js';
@@ -74,6 +74,7 @@ function busyboxRoot(host: HostFiles, users: User[] = BASE_USERS, groups: Group[
     file('usr/bin/pgrep', PGREP, 0o755),
     file('usr/bin/pkill', PKILL, 0o755),
     file('usr/bin/ipcs', IPCS, 0o755),
+    file('usr/bin/nmeter', NMETER, 0o755),
     file('etc/passwd', passwdFile(users)),
     file('etc/group', groupFile(groups)),
     file('etc/shadow', users.map((u) => `${u.name}:*:10933:0:99999:7:::\n`).join(''), 0o640, 0, 42),
@@ -154,9 +155,9 @@ http {
   ];
 }
 
-function nginxDef(name: string, port: number, refs: ImageRef[], purpose: string): ImageDef {
+function nginxDef(name: string, port: number, refs: ImageRef[], purpose: string, category: ImageCategory = 'critest'): ImageDef {
   return busyboxDerived({
-    name, category: 'critest', refs, purpose,
+    name, category, refs, purpose,
     extra: (host) => nginxEntries(host, port),
     extraInputs: (host) => [NGINX, ...host.ldd(NGINX)],
     config: { Cmd: ['nginx', '-g', 'daemon off;'], ExposedPorts: { [`${port}/tcp`]: {} }, StopSignal: 'SIGQUIT' },
@@ -232,7 +233,7 @@ function critestImages(): ImageDef[] {
     busyboxDerived({
       name: 'critest-nonewprivs', category: 'critest',
       purpose: 'critest NoNewPrivs specs: setuid-root /usr/local/bin/nnp prints "Effective uid: N" (0 unless no_new_privs)',
-      refs: [{ host: K8S, repo: 'e2e-test-images/nonewprivs', tag: '1.3' }],
+      refs: [{ host: K8S, repo: 'e2e-test-images/nonewprivs', tag: '1.3' }, { host: K8S, repo: 'e2e-test-images/nonewprivs', tag: '1.4' }],
       extra: () => [file('usr/local/bin/nnp', euidProgram(), 0o4755)],
       config: { Entrypoint: ['/usr/local/bin/nnp'] },
       expect: { modes: { '/usr/local/bin/nnp': 0o4755 } },
@@ -276,6 +277,7 @@ function critestImages(): ImageDef[] {
         { host: K8S, repo: 'pause', tag: '3.9' },
         { host: 'k8s.gcr.io', repo: 'pause', tag: '3.9' },
         { host: K8S, repo: 'pause', tag: '3.10' },
+        { host: K8S, repo: 'pause', tag: '3.10.2' },
         { repo: 'corral/pause', tag: 'latest' },
       ],
       hostInputs: () => [CATATONIT],
@@ -290,6 +292,100 @@ function critestImages(): ImageDef[] {
       refs: [{ host: 'public.ecr.aws', repo: 'docker/library/busybox', tag }],
       config: { Cmd: ['sh'] },
     })),
+  ];
+}
+
+// ---- node conformance suite stand-ins (k8s.io/kubernetes test/e2e_node, v1.37.2) --------------
+//
+// The images test/utils/image/manifest.go names that the NodeConformance specs run. busybox,
+// nonewprivs and pause are the critest images above under one more tag each. agnhost is the real
+// program, built from the Go module proxy by e2e/kube/build.sh --e2e-node into .tools/bin; without
+// it the agnhost-based images are skipped (the builder records why) and every other image builds.
+
+const E2E = 'e2e-test-images';
+const BASH = '/bin/bash';
+/** netcat-openbsd's nc (UDP: `nc -u`) and curl, which agnhost's Alpine image installs and specs exec. */
+const NC = '/bin/nc.openbsd';
+const CURL = '/usr/bin/curl';
+const AGNHOST = process.env.CORRAL_AGNHOST
+  ?? fileURLToPath(new URL('../../../.tools/bin/agnhost', import.meta.url));
+
+/** user-defined-in-image (1000) in group-defined-in-image (50000), as agnhost's Dockerfile adds them. */
+const AGNHOST_USERS: User[] = [...BASE_USERS, { name: 'user-defined-in-image', uid: 1000, gid: 1000, home: '/home/user-defined-in-image' }];
+const AGNHOST_GROUPS: Group[] = [
+  ...BASE_GROUPS,
+  { name: 'user-defined-in-image', gid: 1000 },
+  { name: 'group-defined-in-image', gid: 50000, members: ['user-defined-in-image'] },
+];
+
+/**
+ * agnhost's image is Alpine with /agnhost; the Image Volume spec reads the image's
+ * /etc/os-release and looks for "Alpine Linux". This one says what it is and names what it stands in for.
+ */
+const AGNHOST_OS_RELEASE = `NAME="corral test image"
+ID=corral-e2e
+PRETTY_NAME="corral busybox stand-in for the Alpine Linux based agnhost image"
+`;
+
+/** agnhost (and the kitten/nautilus web pages on top of it): entrypoint /agnhost, command pause. */
+function agnhostDef(name: string, refs: ImageRef[], purpose: string, page?: { jpg: string; data: string }): ImageDef {
+  return {
+    name, category: 'node-e2e', purpose, refs,
+    hostInputs: (host) => [BUSYBOX, AGNHOST, ...[BASH, NC, CURL].flatMap((b) => [b, ...host.ldd(b)])],
+    async build(ctx) {
+      const base = await baseLayer(ctx);
+      // Alpine's shell in the upstream image (and its bash): here bash, for both (see node-e2e-busybox).
+      const shell = await ctx.layer([
+        ctx.host.entry(BASH, { at: 'bin/sh' }), { type: 'hardlink', path: 'bin/bash', target: 'bin/sh' },
+        ...ctx.host.ldd(BASH).map((lib) => ctx.host.entry(lib)),
+        ...ctx.host.binaryWithLibs(NC, { at: 'usr/bin/nc' }),
+        ...ctx.host.binaryWithLibs(CURL),
+      ]);
+      const agnhost = await ctx.layer([
+        ctx.host.entry(AGNHOST, { at: 'agnhost' }),
+        { type: 'symlink', path: 'agnhost-2', target: 'agnhost' },
+        dir('uploads'),
+        file('etc/passwd', passwdFile(AGNHOST_USERS)),
+        file('etc/group', groupFile(AGNHOST_GROUPS)),
+        file('etc/os-release', AGNHOST_OS_RELEASE),
+        dir('home/user-defined-in-image', 0o755, 1000, 1000),
+      ]);
+      const layers = [base, shell, agnhost];
+      if (page) layers.push(await ctx.layer([file(page.jpg, `corral stand-in for ${page.jpg}\n`), file('data.json', page.data)]));
+      return single(ctx, name, layers, { Entrypoint: ['/agnhost'], Cmd: page ? ['test-webserver'] : ['pause'], ExposedPorts: { '80/tcp': {}, '8080/tcp': {} } });
+    },
+  };
+}
+
+function nodeE2eImages(): ImageDef[] {
+  const page = (img: string) => ({ jpg: `${img}.jpg`, data: `{\n  "image": "${img}.jpg"\n}\n` });
+  return [
+    busyboxDerived({
+      name: 'node-e2e-busybox', category: 'node-e2e',
+      purpose: 'node e2e BusyBox (most specs): busybox with hard-linked applets, every applet also in /bin as upstream has them (`/bin/top`), the pgrep/pkill/ipcs/nmeter stand-ins; /bin/sh is bash, which passes environment variables whose names are not shell identifiers (data-1, from a ConfigMap) on to the commands it runs, as the ash of busybox 1.37 does and the ash of Debian\'s busybox 1.35 does not',
+      refs: [{ host: K8S, repo: `${E2E}/busybox`, tag: '1.37.0-2' }],
+      extra: (host) => [host.entry(BASH, { at: 'bin/sh' }), ...host.ldd(BASH).map((lib) => host.entry(lib)), ...binLinks()],
+      extraInputs: (host) => [BASH, ...host.ldd(BASH)],
+      config: { Cmd: ['sh'] },
+    }),
+    agnhostDef('node-e2e-agnhost', [{ host: K8S, repo: `${E2E}/agnhost`, tag: '2.66.1' }],
+      'node e2e Agnhost: the real agnhost (netexec, liveness, mounttest, entrypoint-tester, pause ...) over busybox; /agnhost-2 links to it'),
+    agnhostDef('node-e2e-agnhost-prev', [{ host: K8S, repo: `${E2E}/agnhost`, tag: '2.55' }],
+      'node e2e AgnhostPrev: the same program as a DIFFERENT image (image pull and update specs need two)'),
+    agnhostDef('node-e2e-kitten', [{ host: K8S, repo: `${E2E}/kitten`, tag: '1.8' }],
+      'node e2e Kitten: agnhost test-webserver with /kitten.jpg and /data.json (the Image Volume spec reads data.json)', page('kitten')),
+    agnhostDef('node-e2e-nautilus', [{ host: K8S, repo: `${E2E}/nautilus`, tag: '1.8' }],
+      'node e2e Nautilus: agnhost test-webserver with /nautilus.jpg and /data.json', page('nautilus')),
+    nginxDef('node-e2e-nginx', 80, [{ host: K8S, repo: `${E2E}/nginx`, tag: '1.27.0-2' }],
+      'node e2e Nginx: real nginx on :80', 'node-e2e'),
+    nginxDef('node-e2e-nginx-new', 80, [{ host: K8S, repo: `${E2E}/nginx`, tag: '1.28.0-2' }],
+      'node e2e NginxNew: the same nginx as a DIFFERENT image (image update specs)', 'node-e2e'),
+    busyboxDerived({
+      name: 'node-e2e-nonroot', category: 'node-e2e',
+      purpose: 'node e2e NonRoot: busybox with USER 1234 (runAsNonRoot specs)',
+      refs: [{ host: K8S, repo: `${E2E}/nonroot`, tag: '1.5' }],
+      config: { Cmd: ['sh'], User: '1234' },
+    }),
   ];
 }
 
@@ -579,6 +675,7 @@ function hostileImages(): ImageDef[] {
 export function catalog(): ImageDef[] {
   return [
     ...critestImages(),
+    ...nodeE2eImages(),
     ...generalImages(),
     layeredImage(),
     compressionImage('gzip', 'gzip'),

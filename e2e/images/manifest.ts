@@ -14,7 +14,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
-export type ImageCategory = 'critest' | 'general' | 'exerciser' | 'hostile' | 'bench';
+export type ImageCategory = 'critest' | 'node-e2e' | 'general' | 'exerciser' | 'hostile' | 'bench';
 
 /**
  * Where an image is pushed. With a host, the local registry repository is "<host>/<repo>" so a

@@ -145,3 +145,32 @@ tail -n +2 /proc/sysvipc/shm 2>/dev/null | while read key shmid perms size cpid 
 done
 echo
 `;
+
+/**
+ * nmeter stand-in (Debian's busybox has no nmeter applet). Only what the node e2e suite asks of
+ * it: `nmeter -d0 '%3t'`, the wall clock with milliseconds (HH:MM:SS.mmm, UTC), one line after
+ * another until the reader goes away. The clock comes from adjtimex, which any user may read.
+ */
+export const NMETER = `#!/bin/sh
+while :; do
+  adjtimex | awk '/time.tv_sec/ { s = $2 } /time.tv_usec/ { u = $2 }
+    END { printf "%02d:%02d:%02d.%03d\\n", (s / 3600) % 24, (s / 60) % 60, s % 60, u / 1000 }' || exit 0
+done
+`;
+
+/**
+ * /bin/<applet> for every applet busybox puts elsewhere (/sbin, /usr/bin, /usr/sbin), as symlinks
+ * to those paths: the upstream busybox image has them all in /bin, and specs run `/bin/top`.
+ */
+export function binLinks(): TarEntry[] {
+  const list = execFileSync(BUSYBOX, ['--list-full'], { encoding: 'utf8' }).split('\n').map((s) => s.trim()).filter(Boolean);
+  const inBin = new Set(list.filter((p) => p.startsWith('bin/')).map((p) => p.slice(4)));
+  const out: TarEntry[] = [];
+  for (const p of list) {
+    const name = p.slice(p.lastIndexOf('/') + 1);
+    if (p.startsWith('bin/') || inBin.has(name)) continue;
+    inBin.add(name);
+    out.push({ type: 'symlink', path: `bin/${name}`, target: `/${p}` });
+  }
+  return out;
+}

@@ -9,7 +9,9 @@
 # built by one `go build` so they share the compile cache (~15 min cold on 2 cores, seconds warm).
 # The version variables that `kubectl version` and the node's status report are set as the
 # release build sets them (the API server compares kubelet and kubectl versions against its own).
-# Usage: bash e2e/kube/build.sh [--e2e-node]   (--e2e-node also builds the node conformance suite)
+# Usage: bash e2e/kube/build.sh [--e2e-node]
+#   --e2e-node also builds the node conformance suite (e2e_node.test, ~30 CPU-min cold) and agnhost
+#   (k8s.io/kubernetes/test/images/agnhost, static), the program of the suite's agnhost images.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -89,5 +91,12 @@ if [ "${1:-}" = --e2e-node ] && { [ ! -x "$BIN/e2e_node.test" ] || ! stamp_ok e2
   cd "$WORK"
   go test -c -mod=mod -vet=off -trimpath -ldflags "$(ldflags)" -o "$BIN/e2e_node.test" k8s.io/kubernetes/test/e2e_node
   echo "$K8S_VERSION" > "$BIN/.e2e_node.version"
+fi
+if [ "${1:-}" = --e2e-node ] && { [ ! -x "$BIN/agnhost" ] || ! stamp_ok agnhost "$K8S_VERSION"; }; then
+  log "building agnhost $K8S_VERSION"
+  prepare_module
+  cd "$WORK"
+  go build -mod=mod -trimpath -ldflags "-s -w" -o "$BIN/agnhost" k8s.io/kubernetes/test/images/agnhost
+  echo "$K8S_VERSION" > "$BIN/.agnhost.version"
 fi
 log "ready: $(ls "$BIN" | tr '\n' ' ')"

@@ -1,0 +1,59 @@
+/**
+ * The two committed lists the node conformance runner holds corral to:
+ *
+ * floor           one spec name per line (ginkgo's full text without "[It] "): specs that passed
+ *                 on corral. One of them failing fails the run. It only rises: --update-floor
+ *                 adds what passed, and nothing removes a name but a person with a reason.
+ * known-failures  specs that cannot pass on this kind of host, each with the reason:
+ *                   <spec name>
+ *                       reason: <why, in one line>
+ *                 The runner skips them (unless --run-known) and prints them with their reason.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO } from '../harness/paths.js';
+
+export const FLOOR_FILE = join(REPO, 'e2e', 'node-conformance', 'floor');
+export const KNOWN_FILE = join(REPO, 'e2e', 'node-conformance', 'known-failures');
+export const SUITE_VERSION = 'v1.37.2';
+
+export interface Known { reason: string }
+
+export function readFloor(file = FLOOR_FILE): Set<string> {
+  if (!existsSync(file)) return new Set();
+  return new Set(readFileSync(file, 'utf8').split('\n').map((l) => l.trimEnd()).filter((l) => l && !l.startsWith('#')));
+}
+
+export function writeFloor(names: Set<string>, file = FLOOR_FILE): void {
+  writeFileSync(
+    file,
+    `# Node conformance specs (k8s.io/kubernetes test/e2e_node ${SUITE_VERSION}) that pass on corral; one failing fails the run.\n`
+      + '# Raised by: node dist/e2e/node-conformance/run.js --update-floor  (adds what passed; never removes)\n'
+      + [...names].sort().map((n) => `${n}\n`).join(''),
+  );
+}
+
+export function parseKnown(text: string): Map<string, Known> {
+  const out = new Map<string, Known>();
+  let name: string | undefined;
+  for (const line of text.split('\n')) {
+    if (!line.trim() || line.startsWith('#')) continue;
+    const reason = /^\s+reason:\s*(.*)$/.exec(line);
+    if (reason) {
+      if (!name) throw new Error(`known-failures: a reason without a spec: ${line.trim()}`);
+      out.set(name, { reason: reason[1]!.trim() });
+      name = undefined;
+    } else if (/^\s/.test(line)) {
+      throw new Error(`known-failures: unexpected indented line: ${line.trim()}`);
+    } else {
+      if (name) throw new Error(`known-failures: no reason for ${name}`);
+      name = line.trimEnd();
+    }
+  }
+  if (name) throw new Error(`known-failures: no reason for ${name}`);
+  return out;
+}
+
+export function readKnown(file = KNOWN_FILE): Map<string, Known> {
+  return existsSync(file) ? parseKnown(readFileSync(file, 'utf8')) : new Map();
+}
