@@ -10,7 +10,9 @@
  * - the kernel tunables the kubelet sets when protectKernelDefaults is off (vm.overcommit_memory,
  *   vm.panic_on_oom, kernel.panic, kernel.panic_on_oops, kernel.keys.root_max*);
  * - a cgroup root of its own (/corral-e2e-<id>) in every hierarchy, so that the kubelet's kubepods
- *   tree never mixes with the host's cgroups and is removed whole;
+ *   tree never mixes with the host's cgroups and is removed whole; or, for the node conformance
+ *   suite, which looks for /kubepods itself (`{ hostCgroupRoot: true }`), the host's root: then no
+ *   /kubepods may exist before (another kubelet's) and the one the kubelet makes goes after;
  * - mounts under the given dirs (the rshared bind of the root dir, tmpfs of secret, projected and
  *   Memory volumes), innermost first;
  * - the iptables chains the kubelet makes for kube-proxy (KUBE-IPTABLES-HINT, KUBE-KUBELET-CANARY);
@@ -81,19 +83,27 @@ export async function unmountUnder(dirs: string[]): Promise<void> {
 }
 
 export class NodeHostState {
-  /** The kubelet's cgroupRoot ("/corral-e2e-<id>"), present in every hierarchy. */
-  readonly cgroupRoot = `/corral-e2e-${randomBytes(4).toString('hex')}`;
+  /** The kubelet's cgroupRoot: "/corral-e2e-<id>", present in every hierarchy, or "/". */
+  readonly cgroupRoot: string;
   private readonly tunables = new Map<string, string>();
   private readonly cgroupDirs: string[] = [];
   private readonly hadKubeletRoot = existsSync(KUBELET_DEFAULT_ROOT);
 
-  constructor() {
+  constructor(opts: { hostCgroupRoot?: boolean } = {}) {
+    if (opts.hostCgroupRoot) {
+      this.cgroupRoot = '/';
+      const taken = cgroupHierarchies().map((h) => join(h, 'kubepods')).filter((d) => existsSync(d));
+      if (taken.length) throw new Error(`a kubelet's cgroups are on this host (${taken[0]}): one kubelet at a time`);
+      this.cgroupDirs.push(...cgroupHierarchies().map((h) => join(h, 'kubepods')));
+    } else {
+      this.cgroupRoot = `/corral-e2e-${randomBytes(4).toString('hex')}`;
+      this.makeCgroupRoot();
+    }
     for (const t of TUNABLES) {
       try {
         this.tunables.set(t, readFileSync(join('/proc/sys', t), 'utf8').trim());
       } catch { /* not on this kernel */ }
     }
-    this.makeCgroupRoot();
   }
 
   /** cgroupRoot must exist before the kubelet starts; a new v1 cpuset cgroup gets its parent's cpus and mems. */

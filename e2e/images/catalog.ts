@@ -306,6 +306,7 @@ const E2E = 'e2e-test-images';
 const BASH = '/bin/bash';
 /** netcat-openbsd's nc (UDP: `nc -u`) and curl, which agnhost's Alpine image installs and specs exec. */
 const NC = '/bin/nc.openbsd';
+const HOSTNAME = '/bin/hostname';
 const CURL = '/usr/bin/curl';
 const AGNHOST = process.env.CORRAL_AGNHOST
   ?? fileURLToPath(new URL('../../../.tools/bin/agnhost', import.meta.url));
@@ -380,6 +381,18 @@ function nodeE2eImages(): ImageDef[] {
       'node e2e Nginx: real nginx on :80', 'node-e2e'),
     nginxDef('node-e2e-nginx-new', 80, [{ host: K8S, repo: `${E2E}/nginx`, tag: '1.28.0-2' }],
       'node e2e NginxNew: the same nginx as a DIFFERENT image (image update specs)', 'node-e2e'),
+    busyboxDerived({
+      name: 'node-e2e-glibc-dns-testing', category: 'node-e2e',
+      purpose: 'node e2e GlibcDnsTesting (hostname override specs: `hostname -f`): upstream is debian:bookworm-slim; here busybox with bash as /bin/sh, Debian\'s glibc hostname (getaddrinfo through /etc/nsswitch.conf and /etc/hosts) and its libraries',
+      refs: [{ host: K8S, repo: `${E2E}/glibc-dns-testing`, tag: '2.1.1' }],
+      extra: (host) => [
+        host.entry(BASH, { at: 'bin/sh' }), ...host.ldd(BASH).map((lib) => host.entry(lib)),
+        ...host.binaryWithLibs(HOSTNAME),
+        file('etc/nsswitch.conf', 'passwd: files\ngroup: files\nhosts: files dns\n'),
+      ],
+      extraInputs: (host) => [BASH, ...host.ldd(BASH), HOSTNAME, ...host.ldd(HOSTNAME)],
+      config: { Cmd: ['sh'] },
+    }),
     busyboxDerived({
       name: 'node-e2e-nonroot', category: 'node-e2e',
       purpose: 'node e2e NonRoot: busybox with USER 1234 (runAsNonRoot specs)',

@@ -8,6 +8,9 @@
  *                   <spec name>
  *                       reason: <why, in one line>
  *                 The runner skips them (unless --run-known) and prints them with their reason.
+ * ci-excluded     specs that pass but are left out of the CI set to fit its time budget (the
+ *                 long waits: restart back-offs, grace periods, probe timeouts), same format, the
+ *                 reason giving the duration measured. The full run (--set conformance) has them.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +18,7 @@ import { REPO } from '../harness/paths.js';
 
 export const FLOOR_FILE = join(REPO, 'e2e', 'node-conformance', 'floor');
 export const KNOWN_FILE = join(REPO, 'e2e', 'node-conformance', 'known-failures');
+export const CI_EXCLUDED_FILE = join(REPO, 'e2e', 'node-conformance', 'ci-excluded');
 export const SUITE_VERSION = 'v1.37.2';
 
 export interface Known { reason: string }
@@ -56,4 +60,20 @@ export function parseKnown(text: string): Map<string, Known> {
 
 export function readKnown(file = KNOWN_FILE): Map<string, Known> {
   return existsSync(file) ? parseKnown(readFileSync(file, 'utf8')) : new Map();
+}
+
+export function readCiExcluded(file = CI_EXCLUDED_FILE): Map<string, Known> {
+  return existsSync(file) ? parseKnown(readFileSync(file, 'utf8')) : new Map();
+}
+
+/**
+ * A regular expression for ginkgo's --skip that matches these specs. Names here are the JUnit
+ * report's: the spec's full text, then its labels in brackets ("... [NodeConformance] [sig-node,
+ * NodeConformance]"); ginkgo matches --skip against the full text alone, so the labels go.
+ */
+export function namesRegex(names: string[]): string {
+  return names
+    .map((n) => n.replace(/ \[[^[\]]*, [^[\]]*\]$/, ''))
+    .map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    .join('|');
 }

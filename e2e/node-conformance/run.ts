@@ -3,27 +3,31 @@
  * e2e/kube/build.sh --e2e-node) against corral, or against any CRI endpoint for comparison.
  *
  *   node dist/e2e/node-conformance/run.js [--set conformance|slow|ci] [--procs N] [--timeout 60m]
- *        [--focus RE] [--skip RE] [--runtime crun|runc] [--endpoint unix:///path.sock]
+ *        [--focus RE] [--skip RE] [--runtime crun|runc|containerd] [--endpoint unix:///path.sock]
  *        [--report-dir DIR] [--summary FILE] [--update-floor] [--run-known]
  *
  * Sets (ginkgo label filters; Serial specs restart or reconfigure the kubelet through systemd,
  * which is not PID 1 on these hosts, so no set has them):
  *   conformance  NodeConformance && !Serial && !Slow && !Flaky          (the full run)
  *   slow         NodeConformance && Slow && !Serial && !Flaky           (pod resize, mostly)
- *   ci           conformance without the specs known-failures lists (e2e/test-all.sh)
+ *   ci           conformance without the specs ci-excluded lists (long waits; e2e/test-all.sh)
  * --run-known runs the listed ones too (they are skipped by default in every set: each costs
  * up to its timeout, and the list says why it cannot pass here).
  *
  * What the run needs and does:
  * - A corral of its own (e2e harness: private socket, root, state, CNI bridge, registry mirrors
- *   that serve the suite's images under their upstream names from the test registry), unless
- *   --endpoint names another runtime (the side-by-side with containerd).
+ *   that serve the suite's images under their upstream names from the test registry). With
+ *   --runtime containerd, a containerd of its own instead (e2e/harness/containerd.ts: the same
+ *   registry and mirrors, CNI plugins and runc; e2e/containerd/build.sh builds it), for the
+ *   side-by-side; --endpoint points at a runtime someone else runs. Neither is held to the
+ *   floor: their results are printed and written to the summary for comparison.
  * - The suite starts its own etcd and kube-apiserver on 127.0.0.1:6443 and the kubelet (the
  *   file named kubelet beside the test binary; both are linked into the work dir). The kubelet
  *   gets deploy/kubelet/kubelet-config.yaml as its base configuration, a drop-in with the
- *   suite's usual values and a cgroup root of its own, and flags that keep it out of host
- *   cgroups (--system-cgroups= and friends: without systemd the suite would put every host
- *   process into a /system cgroup). systemd-run is kept off PATH: PID 1 is not systemd.
+ *   suite's usual values and cgroup root "/" (its specs look for /kubepods; none may exist
+ *   before, and the one made goes after), and flags that keep it out of other host cgroups
+ *   (--system-cgroups= and friends: without systemd the suite would put every host process
+ *   into a /system cgroup). systemd-run is kept off PATH: PID 1 is not systemd.
  * - --prepull-images=false: the suite's pre-pull list pins images by upstream digests.
  * - Afterwards: every pod removed through the runtime, mounts under the work dir and
  *   /var/lib/kubelet undone, cgroups, tunables and kube-proxy hint chains put back, and the
@@ -34,20 +38,21 @@
  * the list of spec names that passed: one of them failing fails the run. A failure that is
  * neither in the floor nor in known-failures also fails the run (every failure is explained).
  * --update-floor adds this run's passing specs to the floor (it only rises).
- * Reports: <report-dir>/<set>/junit.xml, e2e_node.log, kubelet.log, daemon.log.
+ * Reports: <report-dir>/<set>[-containerd]/junit.xml, e2e_node.log, kubelet.log, daemon.log.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { startHarness, type Harness } from '../harness/index.js';
+import { startContainerd, type Containerd } from '../harness/containerd.js';
 import { httpGet } from '../harness/kubelet.js';
 import { KUBELET_CONFIG } from '../harness/kubelet.js';
 import { NodeHostState } from '../harness/node-host.js';
 import { sleep } from '../harness/exec.js';
 import { REPO, TOOLS_BIN } from '../harness/paths.js';
 import { isSpec, parseJUnit, type SpecResult } from '../critest/junit.js';
-import { readFloor, readKnown, writeFloor, FLOOR_FILE, KNOWN_FILE, type Known } from './lists.js';
+import { namesRegex, readCiExcluded, readFloor, readKnown, writeFloor, FLOOR_FILE, KNOWN_FILE, type Known } from './lists.js';
 
 export type SetName = 'conformance' | 'slow' | 'ci';
 
@@ -63,7 +68,7 @@ interface Options {
   timeout: string;
   focus?: string;
   skip?: string;
-  runtime: 'crun' | 'runc';
+  runtime: 'crun' | 'runc' | 'containerd';
   endpoint?: string;
   reportDir: string;
   summary?: string;
@@ -96,7 +101,7 @@ function parseArgs(argv: string[]): Options {
       case '--skip': o.skip = v(); break;
       case '--runtime': {
         const r = v();
-        if (r !== 'crun' && r !== 'runc') throw new Error('--runtime: crun or runc');
+        if (r !== 'crun' && r !== 'runc' && r !== 'containerd') throw new Error('--runtime: crun, runc or containerd');
         o.runtime = r;
         break;
       }
@@ -115,11 +120,6 @@ function durationMs(d: string): number {
   const m = /^(\d+)(h|m|s)$/.exec(d);
   if (!m) throw new Error(`bad duration ${d}`);
   return Number(m[1]) * { h: 3_600_000, m: 60_000, s: 1000 }[m[2] as 'h' | 'm' | 's'];
-}
-
-/** A regular expression that matches exactly these spec names (ginkgo matches --skip against the full text). */
-function namesRegex(names: string[]): string {
-  return names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
 }
 
 /**
@@ -180,6 +180,7 @@ async function runSuite(o: Options, dir: string, work: string, endpoint: string,
     apiVersion: 'kubelet.config.k8s.io/v1beta1',
     kind: 'KubeletConfiguration',
     cgroupRoot: host.cgroupRoot,
+    cgroupsPerQOS: true,
     volumeStatsAggPeriod: '10s',
     serializeImagePulls: false,
     fileCheckFrequency: '10s',
@@ -226,10 +227,11 @@ async function runSuite(o: Options, dir: string, work: string, endpoint: string,
   });
   closeSync(fd);
   // Killed from outside (test-all's timeout): the suite and its kubelet go with us. The harness'
-  // own handler then removes the pods and stops corral.
+  // own handler then removes the pods and stops corral. `on`, not `once`: a second signal (a
+  // wrapper passing its own on) must not end this process before that teardown.
   const killGroup = () => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } };
-  process.once('SIGTERM', killGroup);
-  process.once('SIGINT', killGroup);
+  process.on('SIGTERM', killGroup);
+  process.on('SIGINT', killGroup);
   const limit = durationMs(o.timeout) + 5 * 60_000;
   const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean }>((resolve) => {
     const timer = setTimeout(() => {
@@ -266,38 +268,45 @@ export async function main(argv: string[]): Promise<number> {
   if (await portAnswers('http://127.0.0.1:10248/healthz')) throw new Error('a kubelet is running on this host (127.0.0.1:10248 answers); one kubelet at a time');
   const known = readKnown();
   const floor = readFloor();
-  const dir = join(o.reportDir, o.set);
+  const dir = join(o.reportDir, isCorral(o) ? o.set : `${o.set}-${o.endpoint ? 'endpoint' : o.runtime}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
 
   let h: Harness | undefined;
+  let ctd: Containerd | undefined;
   let host: NodeHostState | undefined;
   let work = '';
   let result: RunResult = { specs: [], problems: [], seconds: 0 };
   try {
-    if (!o.endpoint) h = await startHarness({ runtime: o.runtime, logLevel: 'info', allowLeftoverObjects: true });
-    work = h ? join(h.dir, 'node-e2e') : mkdtempSync(join(tmpdir(), 'corral-node-e2e-'));
+    if (o.runtime === 'containerd' && !o.endpoint) ctd = await startContainerd();
+    else if (!o.endpoint) h = await startHarness({ runtime: o.runtime === 'runc' ? 'runc' : 'crun', logLevel: 'info', allowLeftoverObjects: true });
+    work = h ? join(h.dir, 'node-e2e') : ctd ? join(ctd.dir, 'node-e2e') : mkdtempSync(join(tmpdir(), 'corral-node-e2e-'));
     mkdirSync(work, { recursive: true });
-    host = new NodeHostState();
-    const skipNames = o.runKnown ? [] : [...known.keys()];
-    result = await runSuite(o, dir, work, o.endpoint ?? h!.endpoint, host, skipNames);
+    // cgroupRoot "/": the suite's QoS and pod cgroup specs look for /kubepods/... themselves.
+    host = new NodeHostState({ hostCgroupRoot: true });
+    const skipNames = [...(o.runKnown ? [] : known.keys()), ...(o.set === 'ci' ? readCiExcluded().keys() : [])];
+    result = await runSuite(o, dir, work, o.endpoint ?? ctd?.endpoint ?? h!.endpoint, host, skipNames);
   } catch (e) {
     result.problems.push(`runner: ${(e as Error).message}`);
   } finally {
     for (const f of readdirSync(work || dir).filter((n) => n === 'kubelet.log')) {
       writeFileSync(join(dir, f), readFileSync(join(work, f)));
     }
-    if (h) {
-      // Pods the suite left (a spec that failed may skip its cleanup) go through corral first.
+    const runtime = h ?? ctd;
+    if (runtime) {
+      // Pods the suite left (a spec that failed may skip its cleanup) go through the runtime first.
       for (let i = 0; i < 5; i++) {
-        await h.crictl(['rmp', '-a', '-f'], { timeoutMs: 120_000 }).catch(() => undefined);
-        if ((await h.crictl(['pods', '-q'], { timeoutMs: 30_000 }).then((r) => r.stdout.trim(), () => '')) === '') break;
+        await runtime.crictl(['rmp', '-a', '-f'], { timeoutMs: 120_000 }).catch(() => undefined);
+        if ((await runtime.crictl(['pods', '-q'], { timeoutMs: 30_000 }).then((r) => r.stdout.trim(), () => '')) === '') break;
       }
     }
     await host?.restore(work ? [work] : []).catch((e: Error) => result.problems.push(`restore: ${e.message}`));
     if (h) {
       writeFileSync(join(dir, 'daemon.log'), h.daemonLog());
       await h.stop().catch((e: Error) => result.problems.push(`teardown: ${e.message}`));
+    } else if (ctd) {
+      writeFileSync(join(dir, 'containerd.log'), ctd.log());
+      await ctd.stop().catch((e: Error) => result.problems.push(`teardown: ${e.message}`));
     } else if (work) rmSync(work, { recursive: true, force: true });
   }
 
@@ -307,6 +316,9 @@ export async function main(argv: string[]): Promise<number> {
   return report(o, specs, result, floor, known);
 }
 
+const isCorral = (o: Options) => !o.endpoint && o.runtime !== 'containerd';
+const runtimeLabel = (o: Options) => o.endpoint ?? (o.runtime === 'containerd' ? 'containerd' : `corral/${o.runtime}`);
+
 function report(o: Options, specs: SpecResult[], r: RunResult, floor: Set<string>, known: Map<string, Known>): number {
   const ran = specs.filter((s) => s.status !== 'skipped');
   const passed = ran.filter((s) => s.status === 'passed');
@@ -315,13 +327,13 @@ function report(o: Options, specs: SpecResult[], r: RunResult, floor: Set<string
   const broken = failed.filter((s) => floor.has(specName(s)));
   const unexplained = failed.filter((s) => !floor.has(specName(s)) && !known.has(specName(s)));
   const knownFailing = failed.filter((s) => !floor.has(specName(s)) && known.has(specName(s)));
-  console.log(`\n=== node conformance (${o.set}${o.endpoint ? ` on ${o.endpoint}` : ` on corral/${o.runtime}`}): per spec ===`);
+  console.log(`\n=== node conformance (${o.set} on ${runtimeLabel(o)}): per spec ===`);
   for (const s of [...ran].sort((a, b) => a.status.localeCompare(b.status) || specName(a).localeCompare(specName(b)))) {
     const tag = s.status === 'passed' ? 'PASS' : floor.has(specName(s)) ? 'FAIL (floor)' : known.has(specName(s)) ? 'FAIL (known)' : 'FAIL';
     const msg = s.status === 'failed' ? `  -- ${s.message.split(' | ')[0]!.slice(0, 240)}` : '';
     console.log(`${tag}  ${specName(s)} (${s.seconds.toFixed(1)}s)${msg}`);
   }
-  if (!o.runKnown && !o.endpoint) {
+  if (!o.runKnown && isCorral(o)) {
     const listed = [...known.entries()].filter(([n]) => specs.some((s) => specName(s) === n));
     for (const [n, k] of listed) console.log(`KNOWN  ${n}  -- ${k.reason}`);
   }
@@ -332,19 +344,18 @@ function report(o: Options, specs: SpecResult[], r: RunResult, floor: Set<string
       + `${skippedCount} skipped or not selected; ${r.seconds} s`
       + (newPasses.length ? `; ${newPasses.length} pass that the floor does not hold yet (--update-floor)` : ''),
   );
-  const isCorral = !o.endpoint;
-  if (o.updateFloor && isCorral && r.problems.length === 0) {
+  if (o.updateFloor && isCorral(o) && r.problems.length === 0) {
     writeFloor(new Set([...floor, ...passed.map(specName)]));
     console.log(`floor written to ${FLOOR_FILE}`);
   }
   // Another runtime is measured, not held to corral's floor.
-  const ok = !isCorral || (broken.length === 0 && unexplained.length === 0 && r.problems.length === 0);
+  const ok = !isCorral(o) || (broken.length === 0 && unexplained.length === 0 && r.problems.length === 0);
   if (o.summary) {
     writeFileSync(o.summary, JSON.stringify({
       passed: passed.length,
       failed: ok ? 0 : broken.length + unexplained.length + (r.problems.length ? 1 : 0),
       skipped: skippedCount + (ok ? failed.length : 0),
-      ok, seconds: r.seconds, set: o.set,
+      ok, seconds: r.seconds, set: o.set, runtime: runtimeLabel(o),
       broken: broken.map(specName), unexplained: unexplained.map(specName), known: knownFailing.map(specName),
       passedSpecs: passed.map(specName),
     }, null, 2));
