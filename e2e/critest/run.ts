@@ -21,7 +21,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../harness/index.js';
-import { run } from '../harness/exec.js';
+import { durationMs, run } from '../harness/exec.js';
 import { REPO, TOOLS_BIN, tool } from '../harness/paths.js';
 import { isSpec, parseJUnit, type SpecResult } from './junit.js';
 import { FLOOR_FILE, readFloor, writeFloor } from './floor.js';
@@ -106,13 +106,6 @@ function parseArgs(argv: string[]): Options {
     }
   }
   return o;
-}
-
-/** ginkgo durations ("20m", "90s", "1h") to ms, for the hard kill that backs --ginkgo.timeout. */
-function durationMs(d: string): number {
-  const m = /^(\d+)(h|m|s)$/.exec(d);
-  if (!m) throw new Error(`bad duration ${d}`);
-  return Number(m[1]) * { h: 3_600_000, m: 60_000, s: 1000 }[m[2] as 'h' | 'm' | 's'];
 }
 
 async function runMode(mode: Mode, o: Options, floorKey: string, floor: number): Promise<ModeResult> {

@@ -47,6 +47,8 @@ export interface ContainerdOptions {
   /** The OCI runtime binary (default: the host's runc, the one corral's runc handler runs). */
   runc?: string;
   logLevel?: 'info' | 'debug' | 'warn';
+  /** More runtime handler names for the same runc (the node suite's "test-handler"). */
+  extraHandlers?: string[];
 }
 
 export async function startContainerd(opts: ContainerdOptions = {}): Promise<Containerd> {
@@ -135,12 +137,10 @@ class ContainerdImpl implements Containerd {
           cni: { bin_dirs: ['/usr/lib/cni', '/opt/cni/bin'], conf_dir: netd, max_conf_num: 1 },
           containerd: {
             default_runtime_name: 'runc',
-            runtimes: {
-              runc: {
-                runtime_type: 'io.containerd.runc.v2',
-                options: { BinaryName: this.opts.runc ?? '/usr/sbin/runc', SystemdCgroup: false },
-              },
-            },
+            runtimes: Object.fromEntries(['runc', ...(this.opts.extraHandlers ?? [])].map((name) => [name, {
+              runtime_type: 'io.containerd.runc.v2',
+              options: { BinaryName: this.opts.runc ?? '/usr/sbin/runc', SystemdCgroup: false },
+            }])),
           },
         },
         'io.containerd.grpc.v1.cri': {

@@ -103,3 +103,10 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** A ginkgo-style duration ("20m", "90s", "1h") in ms: the hard kill behind a suite's own timeout. */
+export function durationMs(d: string): number {
+  const m = /^(\d+)(h|m|s)$/.exec(d);
+  if (!m) throw new Error(`bad duration ${d}`);
+  return Number(m[1]) * { h: 3_600_000, m: 60_000, s: 1000 }[m[2] as 'h' | 'm' | 's'];
+}

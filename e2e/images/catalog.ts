@@ -7,6 +7,7 @@
  * registry mirror with a namespace serves them under their real names.
  */
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { euidProgram } from './elf.js';
 import {
@@ -310,6 +311,8 @@ const HOSTNAME = '/bin/hostname';
 const CURL = '/usr/bin/curl';
 const AGNHOST = process.env.CORRAL_AGNHOST
   ?? fileURLToPath(new URL('../../../.tools/bin/agnhost', import.meta.url));
+/** The porter's localhost certificate and key, beside the program (build.sh copies them from the module). */
+const AGNHOST_FILES = (name: string) => join(AGNHOST + '.d', name);
 
 /** user-defined-in-image (1000) in group-defined-in-image (50000), as agnhost's Dockerfile adds them. */
 const AGNHOST_USERS: User[] = [...BASE_USERS, { name: 'user-defined-in-image', uid: 1000, gid: 1000, home: '/home/user-defined-in-image' }];
@@ -332,7 +335,7 @@ PRETTY_NAME="corral busybox stand-in for the Alpine Linux based agnhost image"
 function agnhostDef(name: string, refs: ImageRef[], purpose: string, page?: { jpg: string; data: string }): ImageDef {
   return {
     name, category: 'node-e2e', purpose, refs,
-    hostInputs: (host) => [BUSYBOX, AGNHOST, ...[BASH, NC, CURL].flatMap((b) => [b, ...host.ldd(b)])],
+    hostInputs: (host) => [BUSYBOX, AGNHOST, AGNHOST_FILES('localhost.crt'), AGNHOST_FILES('localhost.key'), ...[BASH, NC, CURL].flatMap((b) => [b, ...host.ldd(b)])],
     async build(ctx) {
       const base = await baseLayer(ctx);
       // Alpine's shell in the upstream image (and its bash): here bash, for both (see node-e2e-busybox).
@@ -345,6 +348,8 @@ function agnhostDef(name: string, refs: ImageRef[], purpose: string, page?: { jp
       const agnhost = await ctx.layer([
         ctx.host.entry(AGNHOST, { at: 'agnhost' }),
         { type: 'symlink', path: 'agnhost-2', target: 'agnhost' },
+        ctx.host.entry(AGNHOST_FILES('localhost.crt'), { at: 'localhost.crt', mode: 0o644 }),
+        ctx.host.entry(AGNHOST_FILES('localhost.key'), { at: 'localhost.key', mode: 0o644 }),
         dir('uploads'),
         file('etc/passwd', passwdFile(AGNHOST_USERS)),
         file('etc/group', groupFile(AGNHOST_GROUPS)),

@@ -97,6 +97,12 @@ if [ "${1:-}" = --e2e-node ] && { [ ! -x "$BIN/agnhost" ] || ! stamp_ok agnhost 
   prepare_module
   cd "$WORK"
   go build -mod=mod -trimpath -ldflags "-s -w" -o "$BIN/agnhost" k8s.io/kubernetes/test/images/agnhost
+  # The files agnhost's image adds beside the program: the porter's localhost certificate and key
+  # (netexec --tls-cert-file /localhost.crt in the https hook specs).
+  src=$(go list -mod=mod -m -f '{{.Dir}}' k8s.io/kubernetes)/test/images/agnhost/porter
+  mkdir -p "$BIN/agnhost.d"
+  cp "$src/localhost.crt" "$src/localhost.key" "$BIN/agnhost.d/"
+  chmod 644 "$BIN/agnhost.d/"*
   echo "$K8S_VERSION" > "$BIN/.agnhost.version"
 fi
 log "ready: $(ls "$BIN" | tr '\n' ' ')"

@@ -29,6 +29,8 @@
  *   (--system-cgroups= and friends: without systemd the suite would put every host process
  *   into a /system cgroup). systemd-run is kept off PATH: PID 1 is not systemd.
  * - --prepull-images=false: the suite's pre-pull list pins images by upstream digests.
+ * - A runtime handler "test-handler" (the default OCI runtime under a second name), as the
+ *   suite's CI gives containerd: the RuntimeClass and PodOverhead specs run their pods with it.
  * - Afterwards: every pod removed through the runtime, mounts under the work dir and
  *   /var/lib/kubelet undone, cgroups, tunables and kube-proxy hint chains put back, and the
  *   harness' leak check.
@@ -49,7 +51,7 @@ import { startContainerd, type Containerd } from '../harness/containerd.js';
 import { httpGet } from '../harness/kubelet.js';
 import { KUBELET_CONFIG } from '../harness/kubelet.js';
 import { NodeHostState } from '../harness/node-host.js';
-import { sleep } from '../harness/exec.js';
+import { durationMs, sleep } from '../harness/exec.js';
 import { REPO, TOOLS_BIN } from '../harness/paths.js';
 import { isSpec, parseJUnit, type SpecResult } from '../critest/junit.js';
 import { namesRegex, readCiExcluded, readFloor, readKnown, writeFloor, FLOOR_FILE, KNOWN_FILE, type Known } from './lists.js';
@@ -78,7 +80,7 @@ interface Options {
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
-    set: 'conformance', procs: 2, timeout: '60m', runtime: 'crun',
+    set: 'conformance', procs: 8, timeout: '60m', runtime: 'crun',
     reportDir: join(REPO, '.tools', 'reports', 'node-conformance'), updateFloor: false, runKnown: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -114,12 +116,6 @@ function parseArgs(argv: string[]): Options {
     }
   }
   return o;
-}
-
-function durationMs(d: string): number {
-  const m = /^(\d+)(h|m|s)$/.exec(d);
-  if (!m) throw new Error(`bad duration ${d}`);
-  return Number(m[1]) * { h: 3_600_000, m: 60_000, s: 1000 }[m[2] as 'h' | 'm' | 's'];
 }
 
 /**
@@ -278,8 +274,16 @@ export async function main(argv: string[]): Promise<number> {
   let work = '';
   let result: RunResult = { specs: [], problems: [], seconds: 0 };
   try {
-    if (o.runtime === 'containerd' && !o.endpoint) ctd = await startContainerd();
-    else if (!o.endpoint) h = await startHarness({ runtime: o.runtime === 'runc' ? 'runc' : 'crun', logLevel: 'info', allowLeftoverObjects: true });
+    // The RuntimeClass specs (PodOverhead) run pods with handler "test-handler", which the
+    // suite's own CI configures in containerd as a second name for runc: the same here.
+    if (o.runtime === 'containerd' && !o.endpoint) ctd = await startContainerd({ extraHandlers: ['test-handler'] });
+    else if (!o.endpoint) {
+      const runtime = o.runtime === 'runc' ? 'runc' : 'crun';
+      h = await startHarness({
+        runtime, logLevel: 'info', allowLeftoverObjects: true,
+        config: { runtimes: { 'test-handler': { path: runtime === 'runc' ? '/usr/sbin/runc' : '/usr/bin/crun' } } },
+      });
+    }
     work = h ? join(h.dir, 'node-e2e') : ctd ? join(ctd.dir, 'node-e2e') : mkdtempSync(join(tmpdir(), 'corral-node-e2e-'));
     mkdirSync(work, { recursive: true });
     // cgroupRoot "/": the suite's QoS and pod cgroup specs look for /kubepods/... themselves.

@@ -301,7 +301,7 @@ export class StatsService {
     };
   }
 
-  /** The writable layer's usage and its filesystem's size and inodes (cAdvisor's container_fs_*). */
+  /** The writable layer's bytes and inodes used, and its filesystem's size (cAdvisor's container_fs_*). */
   private async layerFs(id: string): Promise<LayerFs | undefined> {
     const layer = await this.layerUsage(id).catch(() => undefined);
     if (!layer) return undefined;
@@ -309,7 +309,8 @@ export class StatsService {
     return {
       device: layer.mountpoint,
       usedBytes: layer.bytes,
-      ...(st ? { limitBytes: st.blocks * st.bsize, inodesTotal: st.files, inodesFree: st.ffree } : {}),
+      inodesUsed: layer.inodes,
+      ...(st ? { limitBytes: st.blocks * st.bsize } : {}),
     };
   }
 
