@@ -151,7 +151,7 @@ if [ "${SKIP_KUBELET:-0}" != 1 ]; then
       note "node conformance, CI set (floor: e2e/node-conformance/floor)"
       rm -f "$REPORTS/node-conformance-summary.json"
       timeout -k 60 25m node dist/e2e/harness/with-registry.js -- \
-        node dist/e2e/node-conformance/run.js --set ci --procs 4 --timeout 18m \
+        node dist/e2e/node-conformance/run.js --set ci --procs 8 --timeout 18m \
         --summary "$REPORTS/node-conformance-summary.json" 2>&1 | tee "$REPORTS/node-conformance.log"
       rc=${PIPESTATUS[0]}
       if [ -s "$REPORTS/node-conformance-summary.json" ]; then

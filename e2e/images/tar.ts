@@ -167,7 +167,11 @@ export function normalizeEntries(entries: readonly TarEntry[]): TarEntry[] {
   for (const e of sorted) {
     if (e.type === 'hardlink') {
       const target = stripSlash(e.target.replace(/^\.?\/+/, ''));
-      const link = { ...e, target };
+      // A hard link's header carries its inode's metadata, as tar writes it: extractors such as
+      // containerd's apply the header's mode and owner to the shared inode (a 0644 default here
+      // made every busybox applet non-executable there).
+      const t = byPath.get(target);
+      const link = { ...e, target, mode: e.mode ?? t?.mode ?? 0o644, uid: e.uid ?? t?.uid, gid: e.gid ?? t?.gid };
       if (!emitted.has(target) && byPath.has(target)) {
         const list = waiting.get(target) ?? [];
         list.push(link);
