@@ -43,9 +43,21 @@ export async function probeHandler(name: string, h: RuntimeHandlerConfig): Promi
     const f = JSON.parse(stdout) as { mountOptions?: string[] };
     probe.recursiveReadOnly = kernelAtLeast(5, 12) && (f.mountOptions ?? []).includes('rro');
   } catch {
-    // no `features` command: assume no rro rather than promise what may fail at create.
+    // No `features` command (crun before 1.8.6): what the version is known to do. Other
+    // runtimes without it get no rro rather than a promise that may fail at create.
+    probe.recursiveReadOnly = kernelAtLeast(5, 12) && crunAppliesRro(probe.version);
   }
   return probe;
+}
+
+/**
+ * crun applies the "rro" mount option (mount_setattr with AT_RECURSIVE) since 1.8, before it had
+ * a `features` command to say so: crun 1.8.1 does, measured on Debian bookworm's build, and the
+ * node conformance suite's recursive read-only specs pass with it.
+ */
+export function crunAppliesRro(version: string): boolean {
+  const m = /^crun version (\d+)\.(\d+)/.exec(version);
+  return !!m && (Number(m[1]) > 1 || (Number(m[1]) === 1 && Number(m[2]) >= 8));
 }
 
 export async function probeHandlers(handlers: Record<string, RuntimeHandlerConfig>): Promise<HandlerProbe[]> {
