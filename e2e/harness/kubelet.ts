@@ -28,7 +28,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { sleep } from './exec.js';
 import type { Harness } from './index.js';
-import { NodeHostState } from './node-host.js';
+import { NodeHostState, removeAllPods } from './node-host.js';
 import { REPO, tool } from './paths.js';
 
 export const KUBELET_CONFIG = join(REPO, 'deploy', 'kubelet', 'kubelet-config.yaml');
@@ -270,12 +270,8 @@ class KubeletImpl implements Kubelet {
 
   async stop(): Promise<void> {
     await this.stopProcess();
-    // What the kubelet started, corral removes: pods and their containers (a hundred pods take
-    // a while; the kubelet's cgroups below can only go once every container has left them).
-    const deadline = Date.now() + 300_000;
-    do {
-      await this.h.crictl(['rmp', '-a', '-f'], { timeoutMs: 120_000 }).catch(() => undefined);
-    } while (Date.now() < deadline && (await this.h.crictl(['pods', '-q'], { timeoutMs: 30_000 }).then((r) => r.stdout.trim() !== '', () => false)));
+    // What the kubelet started, corral removes: pods and their containers.
+    await removeAllPods((args, opts) => this.h.crictl(args, opts));
     await this.host.restore([this.dir]);
   }
 }

@@ -82,6 +82,20 @@ export async function unmountUnder(dirs: string[]): Promise<void> {
   }
 }
 
+type Crictl = (args: readonly string[], opts?: { timeoutMs?: number }) => Promise<{ stdout: string }>;
+
+/**
+ * Removes every pod through the runtime until none is left (a hundred pods outlast one
+ * `rmp -a`; a spec that failed may have skipped its cleanup). A kubelet's cgroups can go only
+ * once every container has left them, so this comes before restore().
+ */
+export async function removeAllPods(crictl: Crictl, timeoutMs = 300_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  do {
+    await crictl(['rmp', '-a', '-f'], { timeoutMs: 120_000 }).catch(() => undefined);
+  } while (Date.now() < deadline && (await crictl(['pods', '-q'], { timeoutMs: 30_000 }).then((r) => r.stdout.trim() !== '', () => false)));
+}
+
 export class NodeHostState {
   /** The kubelet's cgroupRoot: "/corral-e2e-<id>", present in every hierarchy, or "/". */
   readonly cgroupRoot: string;

@@ -48,9 +48,8 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { startHarness, type Harness } from '../harness/index.js';
 import { startContainerd, type Containerd } from '../harness/containerd.js';
-import { httpGet } from '../harness/kubelet.js';
-import { KUBELET_CONFIG } from '../harness/kubelet.js';
-import { NodeHostState } from '../harness/node-host.js';
+import { httpGet, KUBELET_CONFIG } from '../harness/kubelet.js';
+import { NodeHostState, removeAllPods } from '../harness/node-host.js';
 import { durationMs, sleep } from '../harness/exec.js';
 import { REPO, TOOLS_BIN } from '../harness/paths.js';
 import { isSpec, parseJUnit, type SpecResult } from '../critest/junit.js';
@@ -293,17 +292,9 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     result.problems.push(`runner: ${(e as Error).message}`);
   } finally {
-    for (const f of readdirSync(work || dir).filter((n) => n === 'kubelet.log')) {
-      writeFileSync(join(dir, f), readFileSync(join(work, f)));
-    }
+    // The suite writes kubelet.log to the report dir itself. Pods it left go through the runtime.
     const runtime = h ?? ctd;
-    if (runtime) {
-      // Pods the suite left (a spec that failed may skip its cleanup) go through the runtime first.
-      for (let i = 0; i < 5; i++) {
-        await runtime.crictl(['rmp', '-a', '-f'], { timeoutMs: 120_000 }).catch(() => undefined);
-        if ((await runtime.crictl(['pods', '-q'], { timeoutMs: 30_000 }).then((r) => r.stdout.trim(), () => '')) === '') break;
-      }
-    }
+    if (runtime) await removeAllPods((args, opts) => runtime.crictl(args, opts));
     await host?.restore(work ? [work] : []).catch((e: Error) => result.problems.push(`restore: ${e.message}`));
     if (h) {
       writeFileSync(join(dir, 'daemon.log'), h.daemonLog());
