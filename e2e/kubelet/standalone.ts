@@ -169,6 +169,35 @@ export function defineStandaloneSuite(runtime: 'crun' | 'runc'): void {
     t.regex(await h.crictlOk(['exec', id, 'cat', '/info/labels']), /app="init"/);
   });
 
+  kt('image volumes: an image\'s merged layers, whole and by subPath, read-only in the pod; the image stays while in use', async (t) => {
+    const image = `${h.registry!.host}/corral/layers:latest`;
+    k.writePod({
+      metadata: { name: 'imagevol', namespace: 'default' },
+      spec: {
+        containers: [{
+          name: 'main', image: BUSYBOX,
+          command: ['sh', '-c', 'cat /iv/data/c.txt /sub/new.txt > /tmp/seen; touch /iv/x 2>/tmp/rw; exec sleep 3600'],
+          readinessProbe: { exec: { command: ['grep', '-q', 'Read-only', '/tmp/rw'] }, periodSeconds: 1 },
+          volumeMounts: [{ name: 'iv', mountPath: '/iv' }, { name: 'iv', mountPath: '/sub', subPath: 'data' }],
+        }],
+        volumes: [{ name: 'iv', image: { reference: image, pullPolicy: 'IfNotPresent' } }],
+        terminationGracePeriodSeconds: 1,
+      },
+    });
+    const pod = await k.waitPod('imagevol', ready, 120_000, 'Ready');
+    const id = ctrStatus(pod, 'main').containerID.replace(/^[a-z]+:\/\//, '');
+    const seen = await h.crictl(['exec', '-s', id, 'cat', '/tmp/seen']);
+    t.regex(seen.stdout, /^c version 2\nnew\n/);
+    const st = await h.crictlJson<any>(['inspect', id]);
+    const imageId = (await h.crictlJson<any>(['inspecti', image])).status.id;
+    t.deepEqual(st.status.mounts.filter((m: any) => m.image?.image).map((m: any) => [m.containerPath, m.imageSubPath ?? '', m.image.imageRef]), [['/iv', '', imageId], ['/sub', 'data', imageId]]);
+    t.not((await h.crictl(['rmi', imageId])).code, 0, 'RemoveImage of an image a volume uses fails');
+    k.removePod('imagevol');
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && (await h.crictl(['inspect', id])).code === 0) await sleep(500);
+    t.not((await h.crictl(['inspect', id])).code, 0, 'the container is gone');
+  });
+
   kt('namespaces: hostNetwork, hostPID and hostIPC are the host\'s; shareProcessNamespace shares one; pod sysctls apply', async (t) => {
     k.writePod({
       metadata: { name: 'hostns', namespace: 'default' },

@@ -2,7 +2,7 @@
  * The Kubernetes node conformance suite (k8s.io/kubernetes test/e2e_node v1.37.2, built by
  * e2e/kube/build.sh --e2e-node) against corral, or against any CRI endpoint for comparison.
  *
- *   node dist/e2e/node-conformance/run.js [--set conformance|slow|ci] [--procs N] [--timeout 60m]
+ *   node dist/e2e/node-conformance/run.js [--set conformance|slow|features|ci] [--procs N] [--timeout 60m]
  *        [--focus RE] [--skip RE] [--runtime crun|runc|containerd] [--endpoint unix:///path.sock]
  *        [--report-dir DIR] [--summary FILE] [--update-floor] [--run-known]
  *
@@ -10,7 +10,10 @@
  * which is not PID 1 on these hosts, so no set has them):
  *   conformance  NodeConformance && !Serial && !Slow && !Flaky          (the full run)
  *   slow         NodeConformance && Slow && !Serial && !Flaky           (pod resize, mostly)
- *   ci           conformance without the specs ci-excluded lists (long waits; e2e/test-all.sh)
+ *   features     the Feature-labelled specs of what corral implements beyond NodeConformance
+ *                (Feature:ImageVolume)
+ *   ci           conformance and features without the specs ci-excluded lists (long waits;
+ *                e2e/test-all.sh)
  * --run-known runs the listed ones too (they are skipped by default in every set: each costs
  * up to its timeout, and the list says why it cannot pass here).
  *
@@ -55,12 +58,16 @@ import { REPO, TOOLS_BIN } from '../harness/paths.js';
 import { isSpec, parseJUnit, type SpecResult } from '../critest/junit.js';
 import { namesRegex, readCiExcluded, readFloor, readKnown, writeFloor, FLOOR_FILE, KNOWN_FILE, type Known } from './lists.js';
 
-export type SetName = 'conformance' | 'slow' | 'ci';
+export type SetName = 'conformance' | 'slow' | 'features' | 'ci';
+
+/** Feature-labelled specs (not NodeConformance) of what corral implements. */
+const FEATURES = 'Feature:ImageVolume';
 
 const FILTERS: Record<SetName, string> = {
   conformance: 'NodeConformance && !Serial && !Slow && !Flaky',
   slow: 'NodeConformance && Slow && !Serial && !Flaky',
-  ci: 'NodeConformance && !Serial && !Slow && !Flaky',
+  features: `(${FEATURES}) && !Serial && !Slow && !Flaky`,
+  ci: `(NodeConformance || ${FEATURES}) && !Serial && !Slow && !Flaky`,
 };
 
 interface Options {

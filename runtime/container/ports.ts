@@ -22,6 +22,12 @@ export interface ImagePort {
   prepareRootfs(containerId: string, imageId: string, target: string, opts?: { readonly?: boolean }): Promise<unknown>;
   /** Unmounts target and drops the container's snapshot; idempotent. */
   releaseRootfs(containerId: string, target: string): Promise<void>;
+  /** Mounts a read-only view of the image's layers at target (an image volume) under key. */
+  prepareImageVolume(key: string, imageId: string, target: string): Promise<void>;
+  /** Unmounts the view and lets GC have its layers; idempotent. */
+  releaseImageVolume(key: string): Promise<void>;
+  /** Keys of the image volumes mounted, those starting with prefix. */
+  imageVolumeKeys(prefix?: string): string[];
 }
 
 /** A pod as the sandbox service shows it. */

@@ -40,6 +40,9 @@ class BusyboxImages implements ImagePort {
     for (const a of APPLETS) await fs.link(join(target, 'bin', 'busybox'), join(target, 'bin', a));
   }
   async releaseRootfs() { /* a plain directory: removed with the container's */ }
+  async prepareImageVolume(): Promise<void> { throw new Error('no image volumes here'); }
+  async releaseImageVolume() { /* none */ }
+  imageVolumeKeys() { return []; }
 }
 
 let dir = '';

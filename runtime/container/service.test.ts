@@ -1,8 +1,9 @@
 import test from 'ava';
-import { mkdtemp, mkdir, readFile, rm, writeFile, access } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile, access, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContainerService } from './service.js';
+import { resolveSubPath } from './image-volumes.js';
 import type { ImagePort, SandboxPort, SandboxViewLike, SpecPort } from './ports.js';
 import { OciRuntimes } from '../oci/runtime.js';
 import { writeFakeRuntime, setFakeExitDir, fakeConmon, fakeCalls } from '../oci/testing.js';
@@ -27,6 +28,19 @@ class FakeImages implements ImagePort {
   async releaseRootfs(id: string) {
     this.released.push(id);
   }
+  /** Image volume views: key -> target. A plain directory stands in for the overlay. */
+  views = new Map<string, string>();
+  async prepareImageVolume(key: string, _image: string, target: string) {
+    await mkdir(join(target, 'etc'), { recursive: true });
+    await writeFile(join(target, 'etc', 'passwd'), 'root:x:0:0::/:/bin/sh\n');
+    this.views.set(key, target);
+  }
+  async releaseImageVolume(key: string) {
+    this.views.delete(key);
+  }
+  imageVolumeKeys(prefix = '') {
+    return [...this.views.keys()].filter((k) => k.startsWith(prefix));
+  }
 }
 
 class FakeSandboxes implements SandboxPort {
@@ -36,8 +50,12 @@ class FakeSandboxes implements SandboxPort {
   }
 }
 
+/** buildContainerSpec's input by container id (the tests of this file run concurrently). */
+const specInputs = new Map<string, any>();
+
 const fakeSpec: SpecPort = {
   async buildContainerSpec(input) {
+    specInputs.set(input.containerId, input);
     const spec: OciSpec = {
       ociVersion: '1.0.2',
       process: { terminal: false, user: { uid: 1000, gid: 1000, additionalGids: [10] }, args: input.config.command ?? ['sh'], env: ['PATH=/usr/bin:/bin'], cwd: '/' },
@@ -349,4 +367,82 @@ test('restart: state is rebuilt from disk and the runtime; exits seen while down
   t.deepEqual(svc.list(), []);
   await svc.close();
   await rm(env.dir, { recursive: true });
+});
+
+const imageVolume = (container_path: string, image: string, extra: Record<string, unknown> = {}) =>
+  ({ container_path, readonly: true, image: { image, user_specified_image: 'busybox' }, ...extra });
+
+test('image volumes: a bind of the view (or its sub path), image_ref in status, the image in use, released on remove', async (t) => {
+  const env = await setup();
+  const { svc } = env;
+  const id = await svc.create({ pod_sandbox_id: 'pod1', config: ctrConfig('app', {
+    mounts: [{ container_path: '/data', host_path: env.dir }, imageVolume('/iv', 'busybox:latest'), imageVolume('/sub', IMAGE.id, { image_sub_path: 'etc' })],
+  }) });
+  const bundle = join(env.dir, 'lib', 'containers', id);
+  const m = specInputs.get(id).config.mounts;
+  t.deepEqual(m.map((x: any) => [x.container_path, x.host_path, x.readonly, x.image]), [
+    ['/data', env.dir, undefined, undefined],
+    ['/iv', join(bundle, 'image-volumes', '0'), true, null],
+    ['/sub', join(bundle, 'image-volumes', '1', 'etc'), true, null],
+  ]);
+  t.deepEqual(env.images.imageVolumeKeys(), [`${id}.iv0`, `${id}.iv1`]);
+  const mounts = svc.status(id).status.mounts;
+  t.deepEqual(mounts.map((x: any) => x.image?.image_ref), [undefined, IMAGE.id, IMAGE.id]);
+  t.is(mounts[1].image.image, 'busybox:latest');
+  t.deepEqual(svc.containersUsingImage(IMAGE.id), [id]);
+  await svc.remove(id);
+  t.deepEqual(env.images.imageVolumeKeys(), []);
+  await svc.close();
+  await rm(env.dir, { recursive: true });
+});
+
+test('image volumes: bad requests are InvalidArgument or NotFound and leave no view and no container', async (t) => {
+  const env = await setup();
+  const { svc } = env;
+  const bad: Array<[unknown, string, RegExp]> = [
+    [imageVolume('/iv', 'busybox:latest', { readonly: false }), 'InvalidArgument', /must be readonly/],
+    [imageVolume('/iv', 'busybox:latest', { image_sub_path: '../etc' }), 'InvalidArgument', /must not contain/],
+    [imageVolume('/iv', 'busybox:latest', { image_sub_path: 'not-existing' }), 'InvalidArgument', /sub path "not-existing" \(for \/iv\) does not exist in the image/],
+    [imageVolume('/iv', 'busybox:latest', { image_sub_path: 'etc/passwd' }), 'InvalidArgument', /is not a directory/],
+    [imageVolume('/iv', 'nginx:latest'), 'NotFound', /image volume nginx:latest is not present/],
+  ];
+  for (const [mount, kind, re] of bad) {
+    const err = await t.throwsAsync(svc.create({ pod_sandbox_id: 'pod1', config: ctrConfig('app', { mounts: [imageVolume('/ok', 'busybox:latest'), mount] }) }));
+    t.is((err as any).kind, kind, err!.message);
+    t.regex(err!.message, re);
+    t.deepEqual(env.images.imageVolumeKeys(), []);
+    t.deepEqual(svc.list(), []);
+  }
+  await svc.close();
+  await rm(env.dir, { recursive: true });
+});
+
+test('image volumes: views of containers gone while the daemon was down are released at start', async (t) => {
+  const env = await setup();
+  const id = await env.svc.create({ pod_sandbox_id: 'pod1', config: ctrConfig('app', { mounts: [imageVolume('/iv', 'busybox:latest')] }) });
+  await env.svc.close();
+  env.images.views.set(`${'f'.repeat(64)}.iv0`, '/nowhere');
+  const svc = await env.make();
+  t.deepEqual(env.images.imageVolumeKeys(), [`${id}.iv0`]);
+  await svc.remove(id);
+  await svc.close();
+  await rm(env.dir, { recursive: true });
+});
+
+test('image volumes: a sub path resolves inside the view, symlinks included', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'ivroot-'));
+  await mkdir(join(root, 'usr', 'share'), { recursive: true });
+  await writeFile(join(root, 'usr', 'file'), '');
+  await symlink('/usr/share', join(root, 'abs'));
+  await symlink('../../../../usr', join(root, 'usr', 'share', 'up'));
+  await symlink('/etc', join(root, 'hostetc'));
+  await symlink('loop', join(root, 'loop'));
+  const m = { container_path: '/v', image: { image: 'img' } as any };
+  t.is(await resolveSubPath(root, 'abs', m), join(root, 'usr', 'share'));
+  t.is(await resolveSubPath(root, 'usr/share/up/share', m), join(root, 'usr', 'share'));
+  await t.throwsAsync(resolveSubPath(root, 'hostetc', m), { message: /does not exist in the image/ });
+  await t.throwsAsync(resolveSubPath(root, 'loop', m), { message: /too many levels/ });
+  await t.throwsAsync(resolveSubPath(root, 'usr/file/x', m), { message: /does not exist/ });
+  await t.throwsAsync(resolveSubPath(root, 'usr/file', m), { message: /not a directory/ });
+  await rm(root, { recursive: true });
 });

@@ -34,6 +34,7 @@ import { enforceableResources, limitControllers, type LimitPolicy } from '../cgr
 import { mergeCriResources, ociResourcesFromCri, type CriLinuxResources } from './resources.js';
 import { runExecSync, type ExecSyncResult } from './exec-sync.js';
 import { containerPath, applyHostPropagation } from './paths.js';
+import { imageVolumeOwner, imageVolumePrefix, isImageVolume, prepareImageVolumes } from './image-volumes.js';
 
 export interface ContainerServiceDeps {
   config: Config;
@@ -235,9 +236,11 @@ export class ContainerService {
     return this.store.list().map((e) => this.view(e));
   }
 
-  /** Container ids using an image (ImageService.setInUse). */
+  /** Container ids using an image, as their own or as an image volume (ImageService.setInUse). */
   containersUsingImage(imageId: string): string[] {
-    return this.store.list().filter((e) => e.meta.image.id === imageId).map((e) => e.id);
+    return this.store.list()
+      .filter((e) => e.meta.image.id === imageId || e.meta.imageVolumes?.some((v) => v.imageId === imageId))
+      .map((e) => e.id);
   }
 
   // ---- create ------------------------------------------------------------------------
@@ -300,6 +303,9 @@ export class ContainerService {
       await this.images.prepareRootfs(id, image.id, rootfs);
       stack.push('rootfs', () => this.images.releaseRootfs(id, rootfs));
       mark('rootfs');
+      const volumes = await prepareImageVolumes(id, dir, cfg.mounts ?? [], this.images, (rec) =>
+        stack.push(`image volume at ${rec.containerPath}`, () => this.images.releaseImageVolume(rec.key)));
+      if (volumes.records.length) mark('image volumes');
 
       const logDir: string = sb.config?.log_directory ?? '';
       const criLogPath = logDir && cfg.log_path ? join(logDir, cfg.log_path) : '';
@@ -310,7 +316,7 @@ export class ContainerService {
       const targetPidNs = this.targetPidNs(cfg);
       const built = await this.deps.spec.buildContainerSpec({
         containerId: id,
-        config: cfg,
+        config: volumes.records.length ? { ...cfg, mounts: volumes.mounts } : cfg,
         sandbox: { id: sb.id, config: sb.config, namespaces: sb.namespaces ?? {}, hostname: sb.hostname, files: sb.files ?? {}, cgroupParent: sb.cgroupParent },
         image: { id: image.id, config: image.config },
         rootfs,
@@ -376,6 +382,7 @@ export class ContainerService {
         labels: cfg.labels ?? {},
         annotations: cfg.annotations ?? {},
         createdAt: nowNs(),
+        ...(volumes.records.length ? { imageVolumes: volumes.records } : {}),
       };
       const status: ContainerStatusRecord = {
         state: 'CREATED', pid: res.pid, conmonPid: res.conmonPid ?? 0, startedAt: '0', finishedAt: '0',
@@ -622,6 +629,7 @@ export class ContainerService {
       if (e.status.state !== 'EXITED') await this.stop(e.id, 0);
       await this.runtimeOf(e).delete(e.id, true);
       await this.images.releaseRootfs(e.id, e.meta.rootfs);
+      await this.releaseImageVolumes(e.id);
       await this.watcher.forget(e.id);
       await fs.rm(join(this.socketDir, e.id), { force: true, recursive: true });
       await this.removeDir(e.meta.bundleDir, e.meta.rootfs);
@@ -659,7 +667,7 @@ export class ContainerService {
       message: s.message,
       labels: m.labels,
       annotations: m.annotations,
-      mounts: (m.config?.mounts ?? []).map((x: any) => ({ ...x })),
+      mounts: statusMounts(m),
       log_path: m.criLogPath,
       resources: s.resources ? { linux: s.resources } : null,
       user: { linux: { uid: String(m.user.uid), gid: String(m.user.gid), supplemental_groups: m.user.groups.map(String) } },
@@ -791,6 +799,7 @@ export class ContainerService {
         this.log.warn(`container ${e.id}: cannot read its OCI spec: ${errorMessage(err)}`);
       }
     }
+    await this.releaseOrphanImageVolumes();
     await this.watcher.start(); // reports exits that happened while corral was down
     for (const e of this.store.list()) {
       if (e.status.state === 'EXITED') continue;
@@ -824,6 +833,21 @@ export class ContainerService {
     await this.store.update(e.id, (s) => s.state === 'EXITED' ? s : { ...s, state: 'UNKNOWN' });
   }
 
+  /** Unmounts every image volume of the container (by key prefix: also those a crashed create left). */
+  private async releaseImageVolumes(id: string): Promise<void> {
+    for (const key of this.images.imageVolumeKeys(imageVolumePrefix(id))) await this.images.releaseImageVolume(key);
+  }
+
+  /** Image volumes whose container is gone (removed while the daemon was down, or never recorded). */
+  private async releaseOrphanImageVolumes(): Promise<void> {
+    for (const key of this.images.imageVolumeKeys()) {
+      const owner = imageVolumeOwner(key);
+      if (this.store.get(owner) || this.pending.has(owner)) continue;
+      this.log.info(`containers: releasing image volume ${key} of the gone container ${owner}`);
+      await this.images.releaseImageVolume(key).catch((err) => this.log.warn(`image volume ${key}: ${errorMessage(err)}`));
+    }
+  }
+
   /** A directory without meta.json is a create that crashed: undo what it may have done. */
   private async cleanupHalfCreated(id: string): Promise<void> {
     const dir = this.store.path(id);
@@ -833,6 +857,7 @@ export class ContainerService {
       await this.deps.runtimes.get(name).delete(id, true).catch(() => undefined);
     }
     await this.images.releaseRootfs(id, rootfs).catch((err) => this.log.warn(`container ${id}: releasing rootfs: ${errorMessage(err)}`));
+    await this.releaseImageVolumes(id).catch((err) => this.log.warn(`container ${id}: ${errorMessage(err)}`));
     await fs.rm(join(this.socketDir, id), { force: true, recursive: true });
     await this.removeDir(dir, rootfs).catch((err) => this.log.warn(`container ${id}: ${errorMessage(err)}`));
   }
@@ -882,6 +907,15 @@ async function isMountPoint(path: string): Promise<boolean> {
     if (isENOENT(err)) return false;
     throw err;
   }
+}
+
+/** The mounts as requested; an image volume's image carries the image_ref it resolved to. */
+function statusMounts(m: ContainerMeta): any[] {
+  const vols = m.imageVolumes ?? [];
+  return (m.config?.mounts ?? []).map((x: any) => {
+    const v = isImageVolume(x) ? vols.find((r) => r.containerPath === x.container_path) : undefined;
+    return v ? { ...x, image: { ...x.image, image_ref: v.imageRef } } : { ...x };
+  });
 }
 
 const realSpecBuilder: SpecPort = { buildContainerSpec, buildExecProcess };

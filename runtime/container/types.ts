@@ -16,6 +16,7 @@
  */
 import type { OciSpec } from '../oci/spec/types.js';
 import type { CriLinuxResources } from './resources.js';
+import type { ImageVolumeRecord } from './image-volumes.js';
 
 export type ContainerState = 'CREATED' | 'RUNNING' | 'EXITED' | 'UNKNOWN';
 
@@ -53,6 +54,8 @@ export interface ContainerMeta {
   annotations: Record<string, string>;
   /** ns since the epoch, decimal. */
   createdAt: string;
+  /** The image volumes mounted for it (absent: none). */
+  imageVolumes?: ImageVolumeRecord[];
 }
 
 export interface ContainerStatusRecord {

@@ -633,6 +633,36 @@ export class ImageService {
     await this.snapshots.release(containerId, target);
   }
 
+  // ---- image volumes ----
+
+  /**
+   * Mounts a read-only view of the image's layers at target (an image volume). key names the
+   * view (its owner's id first, so that viewKeys(ownerId) finds them); the layers it uses are
+   * kept from GC until releaseImageVolume.
+   */
+  async prepareImageVolume(key: string, imageId: string, target: string): Promise<void> {
+    const img = this.images.get(imageId) ?? this.find(imageId)?.img;
+    if (!img) throw new NotFoundError(`image "${imageId}" not found`);
+    const mount = await this.snapshots.prepareView(key, img.layers.map((l) => l.diffId).reverse(), target);
+    try {
+      await fs.mkdir(target, { recursive: true, mode: 0o755 });
+      this.snapshots.mount(mount, target);
+    } catch (err) {
+      await this.snapshots.releaseView(key).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Unmounts the image volume and lets GC have its layers again. Idempotent. */
+  async releaseImageVolume(key: string): Promise<void> {
+    await this.snapshots.releaseView(key);
+  }
+
+  /** Keys of the image volumes mounted, those starting with prefix. */
+  imageVolumeKeys(prefix = ''): string[] {
+    return this.snapshots.viewKeys(prefix);
+  }
+
   async rootfsUsage(containerId: string): Promise<FsUsage> {
     const upper = this.snapshots.upperDir(containerId);
     const u = await diskUsage(upper);

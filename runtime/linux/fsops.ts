@@ -86,8 +86,11 @@ export const fsops: FsOps = {
       const set = (key: string, value: string) =>
         check(l.fsconfig(fd, FSCONFIG_SET_STRING, key, value, 0) as number, 'fsconfig', `${key}=${value}`);
       for (const lower of lowers) set('lowerdir+', lower);
-      set('upperdir', upper);
-      set('workdir', work);
+      // A read-only view has no upper layer.
+      if (upper) {
+        set('upperdir', upper);
+        set('workdir', work);
+      }
       check(l.fsconfig(fd, FSCONFIG_CMD_CREATE, null, null, 0) as number, 'fsconfig', 'create overlay');
       const mfd = check(l.fsmount(fd, FSMOUNT_CLOEXEC, readonly ? MOUNT_ATTR_RDONLY : 0) as number, 'fsmount', 'overlay');
       try {

@@ -69,3 +69,38 @@ rtest('ensure joins concurrent fills of one key and leaves nothing when a fill f
   await again.load();
   t.is(again.get('same')?.n, a.n);
 });
+
+rtest('a view (image volume) is read-only, works with one layer and through fsconfig, survives a reload and is released', async (t) => {
+  const base = await fs.mkdtemp(join(tmpdir(), 'corral-snap-'));
+  t.teardown(() => fs.rm(base, { recursive: true, force: true }));
+  const make = async () => {
+    const s = new Snapshotter(join(base, 'snapshots'), join(base, 'rw'), linux, fsops, silentLogger());
+    await s.load();
+    return s;
+  };
+  let s = await make();
+  await filled(s, 'one', 'f1');
+  await filled(s, 'two', 'f2');
+  const single = join(base, 'single');
+  const both = join(base, 'both');
+  s.mount(await s.prepareView('c1.iv0', ['one'], single), await fs.mkdir(single).then(() => single));
+  const m = await s.prepareView('c1.iv1', ['two', 'one'], both);
+  t.is(m.upper, '');
+  await fs.mkdir(both);
+  fsops.mountOverlayFsconfig(m.lowers, m.upper, m.work, both, true);
+  t.is(await fs.readFile(join(single, 'f1'), 'utf8'), 'one');
+  t.is(await fs.readFile(join(both, 'f2'), 'utf8'), 'two');
+  t.is(await fs.readFile(join(both, 'f1'), 'utf8'), 'one');
+  await t.throwsAsync(fs.writeFile(join(both, 'x'), ''), { code: 'EROFS' });
+  t.deepEqual(s.containerIds(), []);
+  t.deepEqual([...s.inUseByContainers()].sort(), ['one', 'two']);
+
+  s = await make(); // a daemon restart: the views are known again, with their mount points
+  t.deepEqual(s.viewKeys('c1.iv').sort(), ['c1.iv0', 'c1.iv1']);
+  for (const k of s.viewKeys()) await s.releaseView(k);
+  const mi = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  t.false(mi.includes(single) || mi.includes(both), 'unmounted');
+  t.deepEqual(s.viewKeys(), []);
+  t.deepEqual([...s.inUseByContainers()], []);
+  t.deepEqual(await fs.readdir(join(base, 'rw')), []);
+});

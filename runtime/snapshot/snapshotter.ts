@@ -37,9 +37,17 @@ export interface Mount {
   type: 'overlay';
   source: 'overlay';
   lowers: string[];
+  /** '' for a read-only view (prepareView): overlay with lower dirs only. */
   upper: string;
   work: string;
   readonly: boolean;
+}
+
+/** What <containersDir>/<key>/rootfs.json records. */
+interface PreparedRecord {
+  lowers: string[];
+  /** Set for views: where the view is mounted, so that it can be released after a restart. */
+  view?: { target: string };
 }
 
 const PAGE = 4096;
@@ -50,6 +58,8 @@ export class Snapshotter {
   private next = 1;
   /** Snapshot keys each prepared container uses. */
   private readonly containerLowers = new Map<string, string[]>();
+  /** Read-only views (image volumes): key -> where it is mounted. */
+  private readonly views = new Map<string, string>();
 
   constructor(
     readonly dir: string,
@@ -76,8 +86,9 @@ export class Snapshotter {
     }
     for (const id of await fs.readdir(this.containersDir)) {
       try {
-        const r = JSON.parse(await fs.readFile(join(this.containersDir, id, 'rootfs.json'), 'utf8')) as { lowers: string[] };
+        const r = JSON.parse(await fs.readFile(join(this.containersDir, id, 'rootfs.json'), 'utf8')) as PreparedRecord;
         this.containerLowers.set(id, r.lowers);
+        if (r.view) this.views.set(id, r.view.target);
       } catch { /* not prepared completely; releaseRootfs removes it */ }
     }
   }
@@ -186,9 +197,46 @@ export class Snapshotter {
     return { type: 'overlay', source: 'overlay', lowers, upper: join(cdir, 'upper'), work: join(cdir, 'work'), readonly };
   }
 
+  /**
+   * A read-only view of layers (an image volume) mounted at target, released with
+   * releaseView (also after a restart: the record names the target). Overlay without an upper
+   * dir needs two lower dirs at least, so a one-layer image gets an empty one beneath.
+   */
+  async prepareView(key: string, lowerKeys: string[], target: string): Promise<Mount> {
+    const lowers = lowerKeys.map((k) => {
+      const s = this.byKey.get(k);
+      if (!s) throw new NotFoundError(`snapshot for layer ${k} is missing`);
+      return s.dir;
+    });
+    const cdir = this.containerDir(key);
+    await fs.mkdir(cdir, { recursive: true, mode: 0o700 });
+    if (lowers.length < 2) {
+      await fs.mkdir(join(cdir, 'empty'), { recursive: true, mode: 0o755 });
+      lowers.push(join(cdir, 'empty'));
+    }
+    const rec: PreparedRecord = { lowers: lowerKeys, view: { target } };
+    await writeFileAtomic(join(cdir, 'rootfs.json'), JSON.stringify(rec));
+    this.containerLowers.set(key, lowerKeys);
+    this.views.set(key, target);
+    return { type: 'overlay', source: 'overlay', lowers, upper: '', work: '', readonly: true };
+  }
+
+  /** Views whose key starts with prefix (all of them for ''). */
+  viewKeys(prefix = ''): string[] {
+    return [...this.views.keys()].filter((k) => k.startsWith(prefix));
+  }
+
+  /** Unmounts the view where it was mounted and forgets it; unknown keys succeed. */
+  async releaseView(key: string): Promise<void> {
+    const target = this.views.get(key);
+    if (target === undefined) return;
+    await this.release(key, target);
+    this.views.delete(key);
+  }
+
   /** Performs the mount: mount(2) when the option string fits a page, else fsconfig's lowerdir+. */
   mount(m: Mount, target: string): void {
-    const data = `lowerdir=${m.lowers.join(':')},upperdir=${m.upper},workdir=${m.work}`;
+    const data = m.upper ? `lowerdir=${m.lowers.join(':')},upperdir=${m.upper},workdir=${m.work}` : `lowerdir=${m.lowers.join(':')}`;
     if (data.length < PAGE - 1 && !m.lowers.some((l) => /[:,]/.test(l))) {
       this.syscalls.mount('overlay', target, 'overlay', m.readonly ? MS_RDONLY : 0, data);
       return;
@@ -223,8 +271,9 @@ export class Snapshotter {
     return join(this.containerDir(containerId), 'upper');
   }
 
+  /** Containers with a writable rootfs (views are not containers). */
   containerIds(): string[] {
-    return [...this.containerLowers.keys()];
+    return [...this.containerLowers.keys()].filter((k) => !this.views.has(k));
   }
 }
 

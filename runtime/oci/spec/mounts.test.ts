@@ -88,6 +88,8 @@ const badRows: Array<[string, Partial<Mount__Output>, RegExp]> = [
   ['rro with propagation', { container_path: '/m', host_path: '/data', readonly: true, recursive_read_only: true, propagation: 'PROPAGATION_HOST_TO_CONTAINER' }, /requires propagation/],
   ['unknown mount option', { container_path: '/m', host_path: '/data', mount_options: ['suid'] }, /mount option "suid"/],
   ['empty host path', { container_path: '/m' }, /host_path is empty/],
+  // The container service turns image volumes into binds of their views before the spec.
+  ['unprepared image volume', { container_path: '/img', readonly: true, image: { image: 'sha256:abc', annotations: {}, user_specified_image: '', runtime_handler: '', image_ref: '' } }, /image volume sha256:abc was not prepared/],
 ];
 for (const [title, m, re] of badRows) {
   test(`mounts: error: ${title}`, async (t) => {
@@ -102,13 +104,11 @@ test('mounts: CRI mounts override defaults and pod files, /dev replaces its chil
     { container_path: '/etc/hosts', host_path: '/var/lib/kubelet/pods/x/etc-hosts' },
     { container_path: '/data', host_path: '/data' },
     { container_path: '/dev/shm', host_path: '/data' },
-    { container_path: '/img', image: { image: 'sha256:abc', annotations: {}, user_specified_image: '', runtime_handler: '', image_ref: '' } },
   ]);
   t.is(byDest('/etc/hosts').length, 1);
   t.is(byDest('/etc/hosts')[0].source, '/var/lib/kubelet/pods/x/etc-hosts');
   t.is(byDest('/dev/shm')[0].source, '/data');
-  t.is(byDest('/img').length, 0);
-  t.regex(ctx.warnings.join(), /image volume sha256:abc/);
+  t.deepEqual(ctx.warnings, []);
   const dests = spec.mounts.map((m) => m.destination);
   t.true(dests.indexOf('/data') < dests.indexOf('/data/deep/er'));
   for (let i = 1; i < dests.length; i++) t.true(dests[i - 1].split('/').length <= dests[i].split('/').length, dests.join(' '));

@@ -46,10 +46,9 @@ const ALLOWED_MOUNT_OPTIONS = new Set(['noexec', 'nodev', 'nosuid', 'noatime', '
 export async function criMount(m: Mount__Output, ctx: SpecContext): Promise<OciMount | undefined> {
   const dest = m.container_path;
   if (!m.host_path) {
-    if (m.image?.image) {
-      ctx.warnings.push(`image volume ${m.image.image} at ${dest} is not supported; mount skipped`);
-      return undefined;
-    }
+    // Image volumes are mounted on the host by the container service, which hands them over
+    // here as binds of the view; one that gets here was never prepared.
+    if (m.image?.image) throw new InvalidArgumentError(`mount ${dest || '(no container_path)'}: image volume ${m.image.image} was not prepared`);
     throw new InvalidArgumentError(`mount ${dest || '(no container_path)'}: host_path is empty`);
   }
   if (!dest || !isAbsolute(dest)) throw new InvalidArgumentError(`mount container_path ${JSON.stringify(dest)} is not an absolute path`);
