@@ -88,7 +88,8 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
 
   // ---- pod sandboxes (runtime/sandbox) ----
   const infra = new OciInfraRunner({ config, runtimes: ociRuntimes, cgroups, logger });
-  const sandboxes = await SandboxService.create({ config, logger, syscalls: linux, cgroups, defaultHandler, infra, network, metrics });
+  const userNamespaces = (handler: string) => handlers.find((h) => h.name === handler)?.userNamespaces ?? false;
+  const sandboxes = await SandboxService.create({ config, logger, syscalls: linux, cgroups, defaultHandler, infra, network, metrics, userNamespaces });
   closers.push(() => sandboxes.close());
 
   // A CNI record without a sandbox (its state lost in a crash between the two writes) still

@@ -12,6 +12,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Mount__Output } from '../../proto/gen/runtime/v1/Mount.js';
+import type { RootfsIdmap } from '../snapshot/snapshotter.js';
 
 /** What ContainerMeta keeps of each image volume. */
 export interface ImageVolumeRecord {
@@ -25,7 +26,7 @@ export interface ImageVolumeRecord {
 
 export interface ImageVolumePort {
   resolve(ref: string): { id: string } | undefined;
-  prepareImageVolume(key: string, imageId: string, target: string): Promise<void>;
+  prepareImageVolume(key: string, imageId: string, target: string, opts?: { idmap?: RootfsIdmap }): Promise<void>;
   releaseImageVolume(key: string): Promise<void>;
 }
 
@@ -68,6 +69,7 @@ export async function prepareImageVolumes(
   bundleDir: string,
   mounts: Mount__Output[],
   images: ImageVolumePort,
+  idmap: RootfsIdmap | undefined,
   onPrepared: (rec: ImageVolumeRecord) => void,
 ): Promise<{ mounts: Mount__Output[]; records: ImageVolumeRecord[] }> {
   for (const m of mounts) if (isImageVolume(m)) validateImageVolume(m);
@@ -85,7 +87,7 @@ export async function prepareImageVolumes(
     const key = `${imageVolumePrefix(containerId)}${n}`;
     const target = join(bundleDir, 'image-volumes', String(n));
     n++;
-    await images.prepareImageVolume(key, img.id, target);
+    await images.prepareImageVolume(key, img.id, target, idmap ? { idmap } : undefined);
     const rec: ImageVolumeRecord = { key, containerPath: m.container_path, imageId: img.id, imageRef: img.id };
     onPrepared(rec);
     records.push(rec);
@@ -93,7 +95,12 @@ export async function prepareImageVolumes(
     // nosuid and nodev: an image volume brings data and programs, never privileges; exec stays
     // allowed (the kubelet's and critest's specs run binaries from it).
     const options = [...new Set([...(m.mount_options ?? []), 'nosuid', 'nodev'])];
-    out.push({ ...m, host_path: source, image: null, image_sub_path: '', readonly: true, recursive_read_only: false, mount_options: options });
+    // A view in a pod with its own user namespace is idmapped already (its layers are): an
+    // overlay cannot be idmapped again, so the kubelet's mount maps are dropped.
+    out.push({
+      ...m, host_path: source, image: null, image_sub_path: '', readonly: true, recursive_read_only: false, mount_options: options,
+      uidMappings: [], gidMappings: [],
+    });
   }
   return { mounts: out, records };
 }

@@ -35,6 +35,7 @@ import { mergeCriResources, ociResourcesFromCri, type CriLinuxResources } from '
 import { runExecSync, type ExecSyncResult } from './exec-sync.js';
 import { containerPath, applyHostPropagation } from './paths.js';
 import { imageVolumeOwner, imageVolumePrefix, isImageVolume, prepareImageVolumes } from './image-volumes.js';
+import { grantSearch } from '../util/search-path.js';
 
 export interface ContainerServiceDeps {
   config: Config;
@@ -300,10 +301,14 @@ export class ContainerService {
       await fs.mkdir(dir, { recursive: true, mode: 0o700 });
       stack.push('container directory', () => this.removeDir(dir, rootfs));
       mark('prepare');
-      await this.images.prepareRootfs(id, image.id, rootfs);
+      const userns = sb.namespaces?.user ? sb.namespaceModes?.userns : undefined;
+      if (sb.namespaces?.user && !userns) throw new FailedPreconditionError(`pod sandbox ${sb.id}: the maps of its user namespace are unknown`);
+      const idmap = userns ? { usernsPath: sb.namespaces.user!, uid: userns.uids[0]!.hostId, gid: userns.gids[0]!.hostId } : undefined;
+      await this.images.prepareRootfs(id, image.id, rootfs, idmap ? { idmap } : undefined);
       stack.push('rootfs', () => this.images.releaseRootfs(id, rootfs));
+      if (idmap) await grantSearch(rootfs);
       mark('rootfs');
-      const volumes = await prepareImageVolumes(id, dir, cfg.mounts ?? [], this.images, (rec) =>
+      const volumes = await prepareImageVolumes(id, dir, cfg.mounts ?? [], this.images, idmap, (rec) =>
         stack.push(`image volume at ${rec.containerPath}`, () => this.images.releaseImageVolume(rec.key)));
       if (volumes.records.length) mark('image volumes');
 
@@ -317,7 +322,10 @@ export class ContainerService {
       const built = await this.deps.spec.buildContainerSpec({
         containerId: id,
         config: volumes.records.length ? { ...cfg, mounts: volumes.mounts } : cfg,
-        sandbox: { id: sb.id, config: sb.config, namespaces: sb.namespaces ?? {}, hostname: sb.hostname, files: sb.files ?? {}, cgroupParent: sb.cgroupParent },
+        sandbox: {
+          id: sb.id, config: sb.config, namespaces: sb.namespaces ?? {}, hostname: sb.hostname, files: sb.files ?? {}, cgroupParent: sb.cgroupParent,
+          ...(userns ? { idMaps: userns } : {}),
+        },
         image: { id: image.id, config: image.config },
         rootfs,
         cgroupsPath,

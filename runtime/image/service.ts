@@ -20,7 +20,7 @@ import {
 } from '../errors.js';
 import { fsops as realFsops, type FsOps } from '../linux/fsops.js';
 import type { Syscalls } from '../linux/syscalls.js';
-import { diskUsage, Snapshotter } from '../snapshot/snapshotter.js';
+import { diskUsage, Snapshotter, type RootfsIdmap } from '../snapshot/snapshotter.js';
 import type { Logger } from '../util/log.js';
 import { credentialsFrom, type AuthConfig, type Credentials } from './auth.js';
 import { ContentStore } from './content.js';
@@ -613,15 +613,20 @@ export class ImageService {
 
   // ---- container rootfs ----
 
-  /** Creates upper/work for the container and mounts the overlay at target. */
-  async prepareRootfs(containerId: string, imageId: string, target: string, opts: { readonly?: boolean } = {}): Promise<void> {
+  /**
+   * Creates upper/work for the container and mounts the overlay at target. With idmap (a pod
+   * with its own user namespace) the layers are seen through the namespace's maps and the
+   * upper dir belongs to the container's root, so that root owns the rootfs as without one.
+   */
+  async prepareRootfs(containerId: string, imageId: string, target: string, opts: { readonly?: boolean; idmap?: RootfsIdmap } = {}): Promise<void> {
     const img = this.images.get(imageId) ?? this.find(imageId)?.img;
     if (!img) throw new NotFoundError(`image "${imageId}" not found`);
     const lowers = img.layers.map((l) => l.diffId).reverse();
     const mount = await this.snapshots.prepare(containerId, lowers, !!opts.readonly);
     try {
       await fs.mkdir(target, { recursive: true, mode: 0o755 });
-      this.snapshots.mount(mount, target);
+      if (opts.idmap) await fs.chown(mount.upper, opts.idmap.uid, opts.idmap.gid);
+      this.snapshots.mount(mount, target, opts.idmap ? { key: containerId, usernsPath: opts.idmap.usernsPath } : undefined);
     } catch (err) {
       await this.snapshots.release(containerId, '').catch(() => undefined);
       throw err;
@@ -640,13 +645,13 @@ export class ImageService {
    * view (its owner's id first, so that viewKeys(ownerId) finds them); the layers it uses are
    * kept from GC until releaseImageVolume.
    */
-  async prepareImageVolume(key: string, imageId: string, target: string): Promise<void> {
+  async prepareImageVolume(key: string, imageId: string, target: string, opts: { idmap?: RootfsIdmap } = {}): Promise<void> {
     const img = this.images.get(imageId) ?? this.find(imageId)?.img;
     if (!img) throw new NotFoundError(`image "${imageId}" not found`);
     const mount = await this.snapshots.prepareView(key, img.layers.map((l) => l.diffId).reverse(), target);
     try {
       await fs.mkdir(target, { recursive: true, mode: 0o755 });
-      this.snapshots.mount(mount, target);
+      this.snapshots.mount(mount, target, opts.idmap ? { key, usernsPath: opts.idmap.usernsPath } : undefined);
     } catch (err) {
       await this.snapshots.releaseView(key).catch(() => undefined);
       throw err;

@@ -18,6 +18,13 @@ const FSCONFIG_CMD_CREATE = 6;
 const FSMOUNT_CLOEXEC = 0x1;
 const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
 const AT_FDCWD = -100;
+const OPEN_TREE_CLONE = 0x1;
+const OPEN_TREE_CLOEXEC = 0o2000000;
+const AT_EMPTY_PATH = 0x1000;
+const AT_RECURSIVE = 0x8000;
+const MOUNT_ATTR_IDMAP = 0x00100000;
+/** struct mount_attr: attr_set, attr_clr, propagation, userns_fd (u64 each). */
+const MOUNT_ATTR_SIZE = 32;
 const MOUNT_ATTR_RDONLY = 0x1;
 
 export interface FsOps {
@@ -27,6 +34,12 @@ export interface FsOps {
   lgetxattr(path: string, name: string): Buffer | undefined;
   /** Mounts an overlay through fsopen/fsconfig with one "lowerdir+" per layer (Linux >= 6.8). */
   mountOverlayFsconfig(lowers: string[], upper: string, work: string, target: string, readonly: boolean): void;
+  /**
+   * Mounts a copy of source at target, idmapped through the user namespace open at usernsFd
+   * (open_tree + mount_setattr(MOUNT_ATTR_IDMAP) + move_mount; Linux >= 5.12, and the source's
+   * file system must allow it). recursive: the submounts too.
+   */
+  mountIdmapped(source: string, target: string, usernsFd: number, recursive: boolean): void;
 }
 
 let lib: ReturnType<typeof bind> | undefined;
@@ -43,6 +56,8 @@ function bind() {
     fsmount: libc.func('int fsmount(int fd, unsigned int flags, unsigned int attrs)'),
     moveMount: libc.func('int move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path, unsigned int flags)'),
     close: libc.func('int close(int fd)'),
+    openTree: libc.func('int open_tree(int dfd, const char *path, unsigned int flags)'),
+    mountSetattr: libc.func('int mount_setattr(int dfd, const char *path, unsigned int flags, const void *attr, size_t size)'),
   };
 }
 
@@ -98,6 +113,20 @@ export const fsops: FsOps = {
       } finally {
         l.close(mfd);
       }
+    } finally {
+      l.close(fd);
+    }
+  },
+  mountIdmapped(source, target, usernsFd, recursive) {
+    const l = libc();
+    const rec = recursive ? AT_RECURSIVE : 0;
+    const fd = check(l.openTree(AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec) as number, 'open_tree', source);
+    try {
+      const attr = Buffer.alloc(MOUNT_ATTR_SIZE);
+      attr.writeBigUInt64LE(BigInt(MOUNT_ATTR_IDMAP), 0);
+      attr.writeBigUInt64LE(BigInt(usernsFd), 24);
+      check(l.mountSetattr(fd, '', AT_EMPTY_PATH | rec, attr, MOUNT_ATTR_SIZE) as number, 'mount_setattr', `${source}: idmap`);
+      check(l.moveMount(fd, '', AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) as number, 'move_mount', target);
     } finally {
       l.close(fd);
     }

@@ -34,7 +34,20 @@ function pin(req: PinWorkerRequest): PinWorkerReply {
   const wanted = KINDS.filter((k) => req.namespaces.includes(k.ns));
   const flags = wanted.reduce((f, k) => f | k.flag, 0);
   if (flags === 0) return { id: req.id, ok: true, paths: {} };
-  linux.unshare(flags);
+  if (req.join) {
+    for (const k of wanted) {
+      const path = req.join[k.ns];
+      if (!path) throw new Error(`no pinned ${k.ns} namespace to join`);
+      const fd = openSync(path, 'r');
+      try {
+        linux.setns(fd, k.flag);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  } else {
+    linux.unshare(flags);
+  }
   const made: string[] = [];
   try {
     if (req.hostname !== undefined) linux.sethostname(req.hostname);
@@ -45,6 +58,7 @@ function pin(req: PinWorkerRequest): PinWorkerReply {
         return { id: req.id, ok: false, error: { ...errFields(err), sysctl: name } };
       }
     }
+    if (req.join) return { id: req.id, ok: true, paths: { ...req.join } };
     const paths: Record<string, string> = {};
     for (const k of wanted) {
       const target = `${req.dir}/${k.ns}`;

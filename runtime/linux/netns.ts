@@ -23,6 +23,11 @@ export interface PinRequest {
   hostname?: string;
   /** [path under /proc/sys (slash-separated), value] written inside the new namespaces, in order. */
   sysctls?: Array<[string, string]>;
+  /**
+   * Namespaces pinned already (a pod's own user namespace made them, ./userns.ts): the worker
+   * joins these instead of making new ones, sets the hostname and sysctls, and pins nothing.
+   */
+  join?: PinnedNamespaces;
 }
 
 export type PinnedNamespaces = Partial<Record<PinnableNamespace, string>>;
@@ -52,6 +57,7 @@ export interface PinWorkerRequest {
   namespaces: PinnableNamespace[];
   hostname?: string;
   sysctls: Array<[string, string]>;
+  join?: PinnedNamespaces;
 }
 /** @internal */
 export type PinWorkerReply =
@@ -130,7 +136,7 @@ export class WorkerPinner implements NamespacePinner {
         reject: (e) => { clearTimeout(timer); reject(e); },
       });
       w.ref();
-      const msg: PinWorkerRequest = { id, dir: req.dir, namespaces: req.namespaces, hostname: req.hostname, sysctls: req.sysctls ?? [] };
+      const msg: PinWorkerRequest = { id, dir: req.dir, namespaces: req.namespaces, hostname: req.hostname, sysctls: req.sysctls ?? [], ...(req.join ? { join: req.join } : {}) };
       w.postMessage(msg);
     });
   }

@@ -19,6 +19,7 @@ import { writeFileAtomic } from '../state/store.js';
 import { createWithConmon, type ConmonCreateOptions, type ConmonCreateResult } from '../oci/conmon.js';
 import type { OciRuntimes } from '../oci/runtime.js';
 import type { InfraRunner, InfraSpec } from './ports.js';
+import { grantSearch } from '../util/search-path.js';
 
 /** The OCI config of the infra process. Pure. */
 export function infraOciSpec(s: InfraSpec, cgroupsPath: string): Record<string, unknown> {
@@ -31,6 +32,16 @@ export function infraOciSpec(s: InfraSpec, cgroupsPath: string): Record<string, 
   if (s.namespaces.net) namespaces.push({ type: 'network', path: s.namespaces.net });
   if (s.namespaces.ipc) namespaces.push({ type: 'ipc', path: s.namespaces.ipc });
   if (s.namespaces.uts) namespaces.push({ type: 'uts', path: s.namespaces.uts });
+  // In a pod with its own user namespace the infra process is in it too: the pid namespace it
+  // holds must belong to that user namespace for the containers' /proc mounts.
+  const userns: Record<string, unknown> = {};
+  if (s.namespaces.user) {
+    if (!s.idMaps) throw new InvalidArgumentError(`pod ${s.podId}: a user namespace without its maps`);
+    namespaces.push({ type: 'user', path: s.namespaces.user });
+    const oci = (m: { containerId: number; hostId: number; length: number }) => ({ containerID: m.containerId, hostID: m.hostId, size: m.length });
+    userns.uidMappings = s.idMaps.uids.map(oci);
+    userns.gidMappings = s.idMaps.gids.map(oci);
+  }
   return {
     ociVersion: '1.0.2-dev',
     process: {
@@ -54,6 +65,7 @@ export function infraOciSpec(s: InfraSpec, cgroupsPath: string): Record<string, 
     },
     linux: {
       namespaces,
+      ...userns,
       cgroupsPath,
       resources: { devices: [{ allow: false, access: 'rwm' }] },
       maskedPaths: ['/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware'],
@@ -105,6 +117,12 @@ export class OciInfraRunner implements InfraRunner {
     await fs.writeFile(join(bundle, 'handler'), rt.name);
     this.handlers.set(s.podId, rt.name);
     const spec = infraOciSpec(s, infraCgroupsPath(s.podId, s.cgroupParent, this.deps.cgroups.driver));
+    // The mount points, made here: in a pod with its own user namespace the runtime works in
+    // the root-owned, read-only rootfs as an unprivileged uid and could not make them.
+    const binary = s.command[0]!;
+    for (const d of ['proc', 'dev', posix.dirname(binary).slice(1)]) await fs.mkdir(join(bundle, 'rootfs', d), { recursive: true, mode: 0o755 });
+    await fs.writeFile(join(bundle, 'rootfs', binary.slice(1)), '', { flag: 'a', mode: 0o755 });
+    if (s.namespaces.user) await grantSearch(join(bundle, 'rootfs'), { includeSelf: true });
     await writeFileAtomic(join(bundle, 'config.json'), JSON.stringify(spec));
     const monitor = this.deps.monitor ?? createWithConmon;
     try {

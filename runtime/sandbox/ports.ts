@@ -60,7 +60,9 @@ export interface InfraSpec {
   command: string[];
   runtimeHandler: string;
   /** Pinned namespaces to join; undefined = the host's. */
-  namespaces: { net?: string; ipc?: string; uts?: string };
+  namespaces: { net?: string; ipc?: string; uts?: string; user?: string };
+  /** The maps of namespaces.user (with it). */
+  idMaps?: { uids: Array<{ containerId: number; hostId: number; length: number }>; gids: Array<{ containerId: number; hostId: number; length: number }> };
   /** The pod cgroup parent in the driver's spelling ('' = none). */
   cgroupParent: string;
   hostname: string;

@@ -3,7 +3,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultConfig, type Config } from '../config.js';
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { FakeSyscalls } from '../linux/fake.js';
 import { silentLogger } from '../util/log.js';
 import type { CgroupInfo } from '../cgroups/detect.js';
@@ -33,7 +33,10 @@ async function env(t: { teardown: (f: () => Promise<void>) => void }): Promise<E
   const pinner = new FakePinner();
   const network = new FakeNetwork();
   const sys = new FakeSyscalls();
-  const make = () => SandboxService.create({ config, logger: silentLogger(), syscalls: sys, cgroups, network, pinner, hostHostname: 'node1' });
+  const make = () => SandboxService.create({
+    config, logger: silentLogger(), syscalls: sys, cgroups, network, pinner, hostHostname: 'node1',
+    createUserns: pinner.createUserns, userNamespaces: (h) => h !== 'runc',
+  });
   return { svc: await make(), config, pinner, network, sys, cgroups, base, reopen: make };
 }
 
@@ -368,4 +371,24 @@ test('restart: a run dir without a record (a create cut short before writing it)
 
 test('sortIps puts IPv4 first', (t) => {
   t.deepEqual(sortIps(['fd00::1', '10.0.0.1', 'fe80::2', '192.168.0.1']), ['10.0.0.1', '192.168.0.1', 'fd00::1', 'fe80::2']);
+});
+
+test('user namespace POD: made with its maps, net/ipc/uts joined for hostname and sysctls, pinned and unpinned with the pod', async (t) => {
+  const e = await env(t);
+  const map = [{ container_id: 0, host_id: 231072, length: 65536 }];
+  const cfg = podConfig({ linux: { ...podConfig().linux!, sysctls: { 'net.ipv4.ip_forward': '1' }, security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', target_id: '', userns_options: { mode: 'POD', uids: map, gids: map } } } as never } });
+  const id = await e.svc.run(cfg);
+  const v = e.svc.get(id)!;
+  const ns = join(e.config.state_dir, 'sandboxes', id, 'ns');
+  t.deepEqual(v.namespaces, { user: join(ns, 'user'), net: join(ns, 'net'), ipc: join(ns, 'ipc'), uts: join(ns, 'uts') });
+  t.deepEqual(v.namespaceModes.userns, { uids: [{ containerId: 0, hostId: 231072, length: 65536 }], gids: [{ containerId: 0, hostId: 231072, length: 65536 }] });
+  const req = e.pinner.requests.at(-1)!;
+  t.deepEqual(req.join, { net: join(ns, 'net'), ipc: join(ns, 'ipc'), uts: join(ns, 'uts') });
+  t.is(req.hostname, 'web');
+  t.deepEqual(req.sysctls, [['net/ipv4/ip_forward', '1']]);
+  await e.svc.stop(id);
+  await e.svc.remove(id);
+  t.deepEqual([...e.pinner.pinned], []);
+  await t.throwsAsync(e.svc.run(cfg, 'runc'), { instanceOf: FailedPreconditionError, message: /handler "runc" cannot run pods in a user namespace/ });
+  t.deepEqual([...e.pinner.pinned], []);
 });

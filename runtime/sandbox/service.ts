@@ -32,13 +32,15 @@ import { PhaseTimer, reportPhases } from '../util/phases.js';
 import type { Metrics } from '../metrics.js';
 import type { ContainerEventType } from '../events/index.js';
 import { MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, type Syscalls } from '../linux/syscalls.js';
-import { SysctlWriteError, WorkerPinner, type NamespacePinner, type PinnableNamespace } from '../linux/netns.js';
+import { SysctlWriteError, WorkerPinner, type NamespacePinner, type PinnableNamespace, type PinnedNamespaces } from '../linux/netns.js';
+import { createUserNamespace, type UsernsPins } from '../linux/userns.js';
 import { podCgroupPath } from '../cgroups/paths.js';
 import { applyPodLimits, createPodCgroup, podCgroupExists, removeCgroupDirs, sumPodLimits, type CriResources } from '../cgroups/pod.js';
 import { writePodFiles } from './files.js';
+import { grantSearch } from '../util/search-path.js';
 import type { InfraRunner, PodContainers, PodNetwork } from './ports.js';
 import {
-  namespaceModes, podHostname, requireInfra, sandboxName, validateDns, validateMetadata, validateSysctls, type NamespaceModes,
+  namespaceModes, podHostname, requireInfra, sandboxName, validateDns, validateMetadata, validateSysctls, type IdMap, type NamespaceModes,
 } from './validate.js';
 import type { PodSandboxConfig__Output } from '../../proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { PodSandboxFilter__Output } from '../../proto/gen/runtime/v1/PodSandboxFilter.js';
@@ -82,7 +84,7 @@ export interface SandboxStatus {
   state: SandboxState;
   /** RunPodSandbox still running (or crashed before READY): hidden, undone at load. */
   creating?: boolean;
-  namespaces: { net?: string; ipc?: string; uts?: string; pid?: string };
+  namespaces: { net?: string; ipc?: string; uts?: string; pid?: string; user?: string };
   ips: string[];
   /** The CNI ADD result (for verbose status). */
   cniResult?: unknown;
@@ -112,7 +114,7 @@ export interface SandboxView {
   readonly config: SandboxConfig;
   readonly state: SandboxState;
   /** Pinned namespace files to join; undefined = the host's namespace. */
-  readonly namespaces: { net?: string; ipc?: string; uts?: string; pid?: string };
+  readonly namespaces: { net?: string; ipc?: string; uts?: string; pid?: string; user?: string };
   readonly namespaceModes: NamespaceModes;
   readonly hostname: string;
   readonly files: { hosts: string; resolvConf: string; hostname: string; shm?: string };
@@ -137,6 +139,10 @@ export interface SandboxServiceDeps {
   infra?: InfraRunner;
   /** Defaults to the worker-thread pinner on `syscalls`. */
   pinner?: NamespacePinner;
+  /** Whether a handler runs pods in their own user namespace (RuntimeHandlerFeatures.user_namespaces). */
+  userNamespaces?: (handler: string) => boolean;
+  /** Makes and pins a pod's user namespace; defaults to ../linux/userns.ts on `syscalls`. */
+  createUserns?: (dir: string, maps: { uids: IdMap[]; gids: IdMap[] }) => Promise<UsernsPins>;
   /** Handler for pods that name none; defaults to config.default_runtime. */
   defaultHandler?: string;
   /** Injectable for tests: the host's hostname. */
@@ -325,6 +331,9 @@ export class SandboxService {
     if (!this.deps.config.runtimes[handler]) {
       throw new InvalidArgumentError(`runtime handler "${runtimeHandler}" is not configured (${Object.keys(this.deps.config.runtimes).join(', ')})`);
     }
+    if (modes.userns && !(this.deps.userNamespaces?.(handler) ?? false)) {
+      throw new FailedPreconditionError(`runtime handler "${handler}" cannot run pods in a user namespace of their own (userns_options mode POD): its OCI runtime lacks idmapped mounts`);
+    }
     const cgroup = podCgroupPath(config.linux?.cgroup_parent ?? '', this.deps.cgroups.driver);
     requireInfra(modes, this.infra !== undefined);
     const name = sandboxName(md);
@@ -399,8 +408,19 @@ export class SandboxService {
       // Namespaces: the uts namespace goes with the network one (a host-network pod keeps
       // the node's hostname, as the kubelet expects).
       const wanted: PinnableNamespace[] = [];
+      let joined: PinnedNamespaces | undefined;
       if (modes.network === 'POD') wanted.push('net', 'uts');
       if (modes.ipc === 'POD') wanted.push('ipc');
+      if (modes.userns) {
+        // The pod's user namespace owns its net, ipc and uts namespaces (validate.ts refuses
+        // host ones with it): made together, then joined by the worker for hostname and sysctls.
+        const make = this.deps.createUserns ?? ((dir, maps) => createUserNamespace(dir, maps, this.deps.syscalls));
+        const u = await make(join(runDir, 'ns'), modes.userns);
+        stack.push('user namespace', async () => { for (const p of Object.values(u)) await this.pinner.unpin(p); });
+        mark('user namespace');
+        status = { ...status, namespaces: { user: u.user } };
+        joined = { net: u.net, ipc: u.ipc, uts: u.uts };
+      }
       if (wanted.length > 0) {
         let pinned;
         try {
@@ -409,6 +429,7 @@ export class SandboxService {
             namespaces: wanted,
             ...(modes.network === 'POD' ? { hostname: meta.hostname } : {}),
             sysctls,
+            ...(joined ? { join: joined } : {}),
           });
         } catch (err) {
           if (err instanceof SysctlWriteError) {
@@ -416,11 +437,13 @@ export class SandboxService {
           }
           throw err;
         }
-        const paths = Object.values(pinned);
-        stack.push('namespaces', async () => { for (const p of paths) await this.pinner.unpin(p); });
+        if (!joined) {
+          const paths = Object.values(pinned);
+          stack.push('namespaces', async () => { for (const p of paths) await this.pinner.unpin(p); });
+        }
         mark('namespaces');
         // Not persisted yet: after a crash, recovery unpins the fixed paths under the run dir.
-        status = { ...status, namespaces: { ...pinned } };
+        status = { ...status, namespaces: { ...status.namespaces, ...pinned } };
       }
       await created;
       mark('state');
@@ -446,6 +469,7 @@ export class SandboxService {
           command: this.deps.config.pod.infra_command,
           runtimeHandler: meta.runtimeHandler,
           namespaces: { ...status.namespaces },
+          ...(modes.userns ? { idMaps: modes.userns } : {}),
           cgroupParent: meta.cgroup?.parent ?? '',
           hostname: meta.hostname,
           labels: config.labels ?? {},
@@ -484,6 +508,8 @@ export class SandboxService {
         hostNetwork: modes.network === 'NODE',
         dns: config.dns_config,
       });
+      // The pod's files and shm are bound into its containers from a uid of its user namespace.
+      if (modes.userns) await grantSearch(runDir, { includeSelf: true });
       mark('files');
 
       if (modes.ipc === 'POD') {
@@ -578,7 +604,7 @@ export class SandboxService {
     await this.stopLocked(id);
     if (this.containers) await this.containers.removeAllInPod(id);
     if (e.meta.modes.pid === 'POD' && this.infra) await this.infra.remove(id);
-    const pins = [e.status.namespaces.net, e.status.namespaces.ipc, e.status.namespaces.uts].filter((p): p is string => !!p);
+    const pins = [e.status.namespaces.net, e.status.namespaces.ipc, e.status.namespaces.uts, e.status.namespaces.user].filter((p): p is string => !!p);
     await this.cleanupRunDir(id, { background: true, pins, shm: e.status.shmMounted });
     if (e.status.cgroupCreated.length > 0) {
       try {
@@ -710,7 +736,7 @@ export class SandboxService {
         continue;
       }
       if (e.status.state === 'READY') {
-        const pins = [e.status.namespaces.net, e.status.namespaces.ipc, e.status.namespaces.uts].filter((p): p is string => !!p);
+        const pins = [e.status.namespaces.net, e.status.namespaces.ipc, e.status.namespaces.uts, e.status.namespaces.user].filter((p): p is string => !!p);
         const alive = await Promise.all(pins.map((p) => this.pinner.isPinned(p)));
         if (e.status.infraRunning && this.infra?.isRunning) {
           alive.push(await this.infra.isRunning(e.id).catch(() => false));
@@ -753,7 +779,7 @@ export class SandboxService {
     const dir = this.runDir(id);
     // What the record says is pinned and mounted, when it is trusted (a normal removal); else
     // (recovery of a crashed create) every fixed path under the run dir.
-    const pins = known ? known.pins : ['net', 'ipc', 'uts'].map((ns) => join(dir, 'ns', ns));
+    const pins = known ? known.pins : ['net', 'ipc', 'uts', 'user'].map((ns) => join(dir, 'ns', ns));
     const shm = !known || known.shm;
     await Promise.all([...pins.map((p) => this.pinner.unpin(p)), ...(shm ? [this.umountShm(join(dir, 'shm'))] : [])]);
     const removal = fs.rm(dir, { recursive: true, force: true });

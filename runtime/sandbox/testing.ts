@@ -21,6 +21,8 @@ export class FakePinner implements NamespacePinner {
     for (const [path] of req.sysctls ?? []) {
       if (path === this.refuseSysctl) throw new SysctlWriteError(path, 'EINVAL', `sysctl ${path.replace(/\//g, '.')}: EINVAL`);
     }
+    // Namespaces a pod's user namespace made (createUserns): joined, not pinned again.
+    if (req.join) return { ...req.join };
     const out: PinnedNamespaces = {};
     for (const ns of req.namespaces) {
       const p = join(req.dir, ns);
@@ -41,6 +43,20 @@ export class FakePinner implements NamespacePinner {
   }
 
   async close(): Promise<void> {}
+
+  /** A SandboxServiceDeps.createUserns that pins user, net, ipc and uts as files here. */
+  readonly createUserns = async (dir: string, maps: unknown) => {
+    this.usernsMaps.push(maps);
+    const out = {} as Record<'user' | 'net' | 'ipc' | 'uts', string>;
+    for (const ns of ['user', 'net', 'ipc', 'uts'] as const) {
+      out[ns] = join(dir, ns);
+      await fs.writeFile(out[ns], '');
+      this.pinned.add(out[ns]);
+    }
+    return out;
+  };
+
+  readonly usernsMaps: unknown[] = [];
 }
 
 /** A network that hands out 10.0.0.N and remembers which pods hold one. */

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 import { namespaceModes, podHostname, requireInfra, sandboxName, validateDns, validateMetadata, validateSysctls } from './validate.js';
 
 test('metadata: name, uid and namespace are required, named in the error', (t) => {
@@ -20,8 +20,8 @@ test('namespace modes: defaults, and modes a pod cannot have', (t) => {
   t.throws(() => namespaceModes({ pid: 'TARGET' }), { instanceOf: InvalidArgumentError, message: /pid/ });
   t.throws(() => requireInfra(namespaceModes({ pid: 'POD' }), false), { instanceOf: FailedPreconditionError });
   t.notThrows(() => namespaceModes({ userns_options: { mode: 'NODE' } }));
-  t.throws(() => namespaceModes({ userns_options: { mode: 'POD' } }), { instanceOf: UnimplementedError, message: /user namespaces/ });
-  t.throws(() => namespaceModes({ userns_options: { mode: 'CONTAINER' } }), { instanceOf: InvalidArgumentError, message: /userns_options/ });
+  t.throws(() => namespaceModes({ userns_options: { mode: 'CONTAINER' } }), { instanceOf: InvalidArgumentError, message: /userns_options\.mode: CONTAINER/ });
+  t.throws(() => namespaceModes({ userns_options: { mode: 'TARGET' } }), { instanceOf: InvalidArgumentError, message: /userns_options\.mode: TARGET/ });
   t.notThrows(() => requireInfra(namespaceModes({ pid: 'POD' }), true));
 });
 
@@ -61,4 +61,26 @@ test('hostname and DNS checks', (t) => {
   t.throws(() => podHostname('a'.repeat(65), pod, 'x', 'n'), { instanceOf: InvalidArgumentError });
   t.notThrows(() => validateDns({ servers: ['10.0.0.10'], searches: ['svc.cluster.local'], options: ['ndots:5'] }));
   t.throws(() => validateDns({ servers: ['1.1.1.1\nnameserver 6.6.6.6'] }), { instanceOf: InvalidArgumentError, message: /dns_config\.servers/ });
+});
+
+test('user namespaces: POD takes exactly one uid and one gid mapping from container id 0; NODE takes none', (t) => {
+  const map = [{ container_id: 0, host_id: 65536, length: 65536 }];
+  t.deepEqual(namespaceModes({ userns_options: { mode: 'POD', uids: map, gids: [{ container_id: 0, host_id: '131072', length: '65536' }] } }).userns, {
+    uids: [{ containerId: 0, hostId: 65536, length: 65536 }],
+    gids: [{ containerId: 0, hostId: 131072, length: 65536 }],
+  });
+  t.is(namespaceModes({ userns_options: { mode: 'NODE' } }).userns, undefined);
+  const bad: Array<[unknown, RegExp]> = [
+    [{ mode: 'POD', gids: map }, /uids: exactly one mapping is supported, got 0/],
+    [{ mode: 'POD', uids: [...map, { container_id: 0, host_id: 2000, length: 1 }], gids: map }, /uids: exactly one mapping/],
+    [{ mode: 'POD', uids: map, gids: [{ container_id: 1, host_id: 1000, length: 10 }] }, /gids: container id 0 must be mapped/],
+    [{ mode: 'POD', uids: [{ container_id: 0, host_id: 0, length: 10 }], gids: map }, /host id 0/],
+    [{ mode: 'POD', uids: [{ container_id: 0, host_id: 1000, length: 0 }], gids: map }, /length must be greater than 0/],
+    [{ mode: 'POD', uids: [{ container_id: 0, host_id: 4294967295, length: 2 }], gids: map }, /exceed 32 bits/],
+    [{ mode: 'NODE', uids: map, gids: map }, /mode NODE .* takes no uids or gids/],
+  ];
+  for (const [u, re] of bad) t.throws(() => namespaceModes({ userns_options: u as any }), { instanceOf: InvalidArgumentError, message: re }, JSON.stringify(u));
+  for (const k of ['network', 'ipc', 'pid']) {
+    t.throws(() => namespaceModes({ [k]: 'NODE', userns_options: { mode: 'POD', uids: map, gids: map } }), { instanceOf: InvalidArgumentError, message: new RegExp(`${k}: NODE cannot be combined`) });
+  }
 });

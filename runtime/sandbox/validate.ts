@@ -3,15 +3,51 @@
  * namespace modes, sysctls, hostname and DNS. Each failure is InvalidArgument naming the
  * field, since the kubelet surfaces the message in the pod's events.
  */
-import { FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 
 export type NamespaceMode = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
+
+/** One line of a uid_map or gid_map: container ids [containerId, +length) are host ids [hostId, +length). */
+export interface IdMap {
+  containerId: number;
+  hostId: number;
+  length: number;
+}
 
 export interface NamespaceModes {
   network: NamespaceMode;
   pid: NamespaceMode;
   ipc: NamespaceMode;
   targetId: string;
+  /** userns_options mode POD: the pod's own user namespace with these maps. Absent: the host's. */
+  userns?: { uids: IdMap[]; gids: IdMap[] };
+}
+
+interface IdMappingIn {
+  host_id?: number | string;
+  container_id?: number | string;
+  length?: number | string;
+}
+
+const MAX_ID = 2 ** 32 - 1;
+
+/**
+ * The pod's maps, checked as the kubelet's peers do: exactly one line each, container id 0
+ * mapped (the container's root must be somebody), never the host's root, within 32 bits.
+ */
+function idMaps(lines: IdMappingIn[] | undefined, field: string): IdMap[] {
+  const f = `namespace_options.userns_options.${field}`;
+  if (!lines || lines.length !== 1) throw new InvalidArgumentError(`${f}: exactly one mapping is supported, got ${lines?.length ?? 0}`);
+  const l = lines[0]!;
+  const m: IdMap = { containerId: Number(l.container_id ?? 0), hostId: Number(l.host_id ?? 0), length: Number(l.length ?? 0) };
+  for (const [k, v] of Object.entries(m)) {
+    if (!Number.isInteger(v) || v < 0 || v > MAX_ID) throw new InvalidArgumentError(`${f}: ${k} ${v} is not a 32-bit id`);
+  }
+  if (m.containerId !== 0) throw new InvalidArgumentError(`${f}: container id 0 must be mapped (the mapping starts at ${m.containerId})`);
+  if (m.length === 0) throw new InvalidArgumentError(`${f}: length must be greater than 0`);
+  if (m.hostId === 0) throw new InvalidArgumentError(`${f}: host id 0 (the node's root) must not be mapped into a pod`);
+  if (m.hostId + m.length - 1 > MAX_ID) throw new InvalidArgumentError(`${f}: host ids ${m.hostId}+${m.length} exceed 32 bits`);
+  return [m];
 }
 
 export interface PodMetadataIn {
@@ -49,15 +85,11 @@ function mode(v: unknown, field: string): NamespaceMode {
  * pid is CONTAINER: proto3 cannot tell an explicit POD from an absent field there, and
  * the kubelet always sends the options (CONTAINER unless shareProcessNamespace).
  */
-export function namespaceModes(nsOpts: { network?: unknown; pid?: unknown; ipc?: unknown; target_id?: string; userns_options?: { mode?: unknown } | null } | null | undefined): NamespaceModes {
+export function namespaceModes(nsOpts: {
+  network?: unknown; pid?: unknown; ipc?: unknown; target_id?: string;
+  userns_options?: { mode?: unknown; uids?: IdMappingIn[]; gids?: IdMappingIn[] } | null;
+} | null | undefined): NamespaceModes {
   if (!nsOpts) return { network: 'POD', pid: 'CONTAINER', ipc: 'POD', targetId: '' };
-  // corral advertises no user namespace support, so the kubelet sends NODE or nothing;
-  // anything else would silently run the pod with host ids.
-  if (nsOpts.userns_options) {
-    const u = mode(nsOpts.userns_options.mode, 'userns_options.mode');
-    if (u === 'POD') throw new UnimplementedError('namespace_options.userns_options: user namespaces (mode POD) are not supported');
-    if (u !== 'NODE') throw new InvalidArgumentError(`namespace_options.userns_options.mode: ${u} is not valid for a pod (POD or NODE)`);
-  }
   const m: NamespaceModes = {
     network: mode(nsOpts.network, 'network'),
     pid: mode(nsOpts.pid, 'pid'),
@@ -67,6 +99,22 @@ export function namespaceModes(nsOpts: { network?: unknown; pid?: unknown; ipc?:
   if (m.network !== 'POD' && m.network !== 'NODE') throw new InvalidArgumentError(`namespace_options.network: ${m.network} is not valid for a pod (POD or NODE)`);
   if (m.ipc !== 'POD' && m.ipc !== 'NODE') throw new InvalidArgumentError(`namespace_options.ipc: ${m.ipc} is not valid for a pod (POD or NODE)`);
   if (m.pid === 'TARGET') throw new InvalidArgumentError('namespace_options.pid: TARGET is only valid for containers');
+  const u = nsOpts.userns_options;
+  if (u) {
+    const um = mode(u.mode, 'userns_options.mode');
+    if (um === 'NODE') {
+      if (u.uids?.length || u.gids?.length) throw new InvalidArgumentError('namespace_options.userns_options: mode NODE (the host\'s user namespace) takes no uids or gids');
+    } else if (um === 'POD') {
+      m.userns = { uids: idMaps(u.uids, 'uids'), gids: idMaps(u.gids, 'gids') };
+      // The pod's user namespace owns its net, ipc and uts namespaces; the host's cannot join
+      // it (RuntimeFeatures.user_namespaces_host_network is false, as the kubelet checks).
+      for (const k of ['network', 'ipc', 'pid'] as const) {
+        if (m[k] === 'NODE') throw new InvalidArgumentError(`namespace_options.${k}: NODE cannot be combined with a pod user namespace (userns_options mode POD)`);
+      }
+    } else {
+      throw new InvalidArgumentError(`namespace_options.userns_options.mode: ${um} is not valid for a pod (POD or NODE)`);
+    }
+  }
   return m;
 }
 

@@ -12,7 +12,7 @@
  * Container rootfs: <containersDir>/<id>/{upper,work} (<root>/rw/<id>) plus rootfs.json naming the snapshots it
  * uses, so that GC keeps them across restarts.
  */
-import { promises as fs } from 'node:fs';
+import { closeSync, mkdirSync, openSync, promises as fs, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, errorMessage, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { FsOps } from '../linux/fsops.js';
@@ -41,6 +41,15 @@ export interface Mount {
   upper: string;
   work: string;
   readonly: boolean;
+}
+
+/** A rootfs (or view) for a pod with its own user namespace: seen through its maps. */
+export interface RootfsIdmap {
+  /** The pinned user namespace. */
+  usernsPath: string;
+  /** Host uid and gid of the container's root: they own the upper dir. */
+  uid: number;
+  gid: number;
 }
 
 /** What <containersDir>/<key>/rootfs.json records. */
@@ -234,8 +243,36 @@ export class Snapshotter {
     this.views.delete(key);
   }
 
-  /** Performs the mount: mount(2) when the option string fits a page, else fsconfig's lowerdir+. */
-  mount(m: Mount, target: string): void {
+  /**
+   * Performs the mount. With idmap (a pod with its own user namespace), each lower dir is first
+   * given an idmapped copy under the prepared dir (open_tree + mount_setattr), so that the
+   * container's ids own the image's files; overlay takes private clones of its layers at mount
+   * time, so the copies are detached right after.
+   */
+  mount(m: Mount, target: string, idmap?: { key: string; usernsPath: string }): void {
+    if (!idmap) return this.mountOverlay(m, target);
+    const dir = join(this.containerDir(idmap.key), 'idmapped');
+    const fd = openSync(idmap.usernsPath, 'r');
+    const mapped: string[] = [];
+    try {
+      for (const [i, lower] of m.lowers.entries()) {
+        const d = join(dir, String(i));
+        mkdirSync(d, { recursive: true, mode: 0o700 });
+        this.ops.mountIdmapped(lower, d, fd, false);
+        mapped.push(d);
+      }
+      this.mountOverlay({ ...m, lowers: mapped }, target);
+    } finally {
+      for (const d of mapped) {
+        try { this.syscalls.umount2(d, MNT_DETACH | UMOUNT_NOFOLLOW); } catch (err) { this.logger.warn(`detaching ${d}: ${errorMessage(err)}`); }
+      }
+      rmSync(dir, { recursive: true, force: true });
+      closeSync(fd);
+    }
+  }
+
+  /** mount(2) when the option string fits a page, else fsconfig's lowerdir+. */
+  private mountOverlay(m: Mount, target: string): void {
     const data = m.upper ? `lowerdir=${m.lowers.join(':')},upperdir=${m.upper},workdir=${m.work}` : `lowerdir=${m.lowers.join(':')}`;
     if (data.length < PAGE - 1 && !m.lowers.some((l) => /[:,]/.test(l))) {
       this.syscalls.mount('overlay', target, 'overlay', m.readonly ? MS_RDONLY : 0, data);

@@ -19,6 +19,15 @@ export interface SandboxNamespaces {
   uts?: string;
   /** Present only when the pod shares one pid namespace (NamespaceMode POD). */
   pid?: string;
+  /** The pod's own user namespace (userns_options mode POD); absent: the host's. */
+  user?: string;
+}
+
+/** One uid_map / gid_map line of the pod's user namespace. */
+export interface SandboxIdMap {
+  containerId: number;
+  hostId: number;
+  length: number;
 }
 
 /** Host files the sandbox service wrote for the pod; each is bind-mounted when present. */
@@ -37,6 +46,8 @@ export interface SandboxInfo {
   hostname: string;
   files: SandboxFiles;
   cgroupParent: string;
+  /** The maps of namespaces.user (required with it). */
+  idMaps?: { uids: SandboxIdMap[]; gids: SandboxIdMap[] };
 }
 
 /** The OCI image config JSON; `.config` holds Env, Entrypoint, Cmd, WorkingDir, User, StopSignal. */

@@ -122,3 +122,17 @@ test('mounts: trailing slashes are dropped, "/" is refused', async (t) => {
   t.is(byDest('/mnt/x').length, 1);
   await t.throwsAsync(mounts([{ container_path: '/', host_path: '/data' }]), { instanceOf: InvalidArgumentError, message: /cannot be mounted over/ });
 });
+
+test('mounts: id mappings make an idmapped bind in a pod with its own user namespace, and are ignored without one', async (t) => {
+  const map = [{ container_id: 0, host_id: 231072, length: 65536 }];
+  const m = { container_path: '/v', host_path: '/data', uidMappings: map, gidMappings: map };
+  const base = specInput();
+  const userns = { sandbox: { ...base.sandbox, namespaces: { ...base.sandbox.namespaces, user: '/run/corral/s1/ns/user' } } };
+  const { byDest } = await mounts([m], {}, userns);
+  t.deepEqual(byDest('/v')[0]!.uidMappings, [{ containerID: 0, hostID: 231072, size: 65536 }]);
+  t.deepEqual(byDest('/v')[0]!.gidMappings, [{ containerID: 0, hostID: 231072, size: 65536 }]);
+  await t.throwsAsync(mounts([{ ...m, gidMappings: [] }], {}, userns), { instanceOf: InvalidArgumentError, message: /go together/ });
+  const plain = await mounts([m]);
+  t.is(plain.byDest('/v')[0]!.uidMappings, undefined);
+  t.regex(plain.ctx.warnings.join(), /id mappings ignored/);
+});

@@ -81,10 +81,22 @@ export async function criMount(m: Mount__Output, ctx: SpecContext): Promise<OciM
     if (!options.includes(o)) options.push(o);
   }
   // selinux_relabel is ignored: corral does not label (the kubelet only sets it on SELinux hosts).
-  if (m.uidMappings?.length || m.gidMappings?.length) ctx.warnings.push(`mount ${dest}: id mappings ignored (no user namespaces)`);
+  const om: OciMount = { destination, type: 'bind', source, options };
+  if (m.uidMappings?.length || m.gidMappings?.length) {
+    // The kubelet maps every volume of a pod with its own user namespace, so that the files
+    // it made as root are the container root's: an idmapped bind mount.
+    if (!ctx.input.sandbox.namespaces.user) {
+      ctx.warnings.push(`mount ${dest}: id mappings ignored (the pod has no user namespace of its own)`);
+    } else {
+      if (!m.uidMappings?.length || !m.gidMappings?.length) throw new InvalidArgumentError(`mount ${dest}: uidMappings and gidMappings go together`);
+      const oci = (x: { container_id: number | string; host_id: number | string; length: number | string }) => ({ containerID: Number(x.container_id), hostID: Number(x.host_id), size: Number(x.length) });
+      om.uidMappings = m.uidMappings.map(oci);
+      om.gidMappings = m.gidMappings.map(oci);
+    }
+  }
   if (prop === 'shared') ctx.hostPropagation.push({ path: source, mode: 'shared' });
   if (prop === 'slave') ctx.hostPropagation.push({ path: source, mode: 'slave' });
-  return { destination, type: 'bind', source, options };
+  return om;
 }
 
 export const withMounts: SpecOpt = async (spec, ctx: SpecContext) => {

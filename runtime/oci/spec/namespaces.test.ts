@@ -1,5 +1,5 @@
 import test from 'ava';
-import { FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../../errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../../errors.js';
 import type { NamespaceOption__Output } from '../../../proto/gen/runtime/v1/NamespaceOption.js';
 import type { ContainerSpecInput } from './context.js';
 import { containerConfig, specContext, specInput } from './fixtures.js';
@@ -71,5 +71,20 @@ test('namespaces: POD without a pod pid namespace falls back to a private one', 
 test('namespaces: errors', async (t) => {
   await t.throwsAsync(namespaces(nsOpts('TARGET')), { instanceOf: InvalidArgumentError, message: /without target_id/ });
   await t.throwsAsync(namespaces(nsOpts('TARGET', 'c0')), { instanceOf: FailedPreconditionError, message: /c0/ });
-  await t.throwsAsync(namespaces({ ...nsOpts('CONTAINER'), userns_options: { mode: 'POD', uids: [{ host_id: 100000, container_id: 0, length: 65536 }], gids: [] } }), { instanceOf: UnimplementedError });
+  // A container cannot ask for a user namespace its pod was not made with.
+  await t.throwsAsync(namespaces({ ...nsOpts('CONTAINER'), userns_options: { mode: 'POD', uids: [{ host_id: 100000, container_id: 0, length: 65536 }], gids: [] } }), { instanceOf: InvalidArgumentError, message: /has no user namespace of its own/ });
+});
+
+test('namespaces: a pod with its own user namespace: joined by path, with its maps', async (t) => {
+  const base = specInput();
+  const map = { containerId: 0, hostId: 231072, length: 65536 };
+  const { spec } = await namespaces({ ...nsOpts('CONTAINER'), userns_options: { mode: 'POD', uids: [], gids: [] } }, {
+    sandbox: { ...base.sandbox, namespaces: { ...base.sandbox.namespaces, user: '/run/corral/sandboxes/s1/ns/user' }, idMaps: { uids: [map], gids: [{ ...map, hostId: 300000 }] } },
+  });
+  t.deepEqual(spec.linux.namespaces.find((n) => n.type === 'user'), { type: 'user', path: '/run/corral/sandboxes/s1/ns/user' });
+  t.deepEqual(spec.linux.uidMappings, [{ containerID: 0, hostID: 231072, size: 65536 }]);
+  t.deepEqual(spec.linux.gidMappings, [{ containerID: 0, hostID: 300000, size: 65536 }]);
+  const host = await namespaces(nsOpts('CONTAINER'));
+  t.is(host.spec.linux.namespaces.find((n) => n.type === 'user'), undefined);
+  t.is(host.spec.linux.uidMappings, undefined);
 });

@@ -3,18 +3,33 @@
  * namespace, so the entry is left out); pid per container, per pod, the node's or a target
  * container's; always a new mount namespace; a new cgroup namespace on cgroup v2 only.
  */
-import { FailedPreconditionError, InvalidArgumentError, UnimplementedError } from '../../errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../../errors.js';
 import type { SpecContext, SpecOpt } from './context.js';
 import { securityContext } from './context.js';
-import type { OciNamespace } from './types.js';
+import type { OciIdMapping, OciNamespace } from './types.js';
+import type { SandboxIdMap } from './context.js';
+
+export function ociIdMapping(m: SandboxIdMap): OciIdMapping {
+  return { containerID: m.containerId, hostID: m.hostId, size: m.length };
+}
 
 export const withNamespaces: SpecOpt = (spec, ctx: SpecContext) => {
   const { sandbox, cgroupMode, targetPidNs } = ctx.input;
   const opts = securityContext(ctx.input).namespace_options;
   const ns: OciNamespace[] = [];
 
-  if (opts?.userns_options && (opts.userns_options.mode as unknown) === 'POD' && (opts.userns_options.uids?.length || opts.userns_options.gids?.length)) {
-    throw new UnimplementedError('user namespaces are not supported by corral (RuntimeHandlerFeatures.user_namespaces is false)');
+  // The pod's user namespace, made with the pod (runtime/linux/userns.ts): every container
+  // joins it. A container cannot ask for one its pod does not have.
+  if (opts?.userns_options && (opts.userns_options.mode as unknown) === 'POD' && !sandbox.namespaces.user) {
+    throw new InvalidArgumentError(`namespace_options.userns_options: mode POD, but pod ${sandbox.id} has no user namespace of its own (its config asked for none)`);
+  }
+  if (sandbox.namespaces.user) {
+    if (!sandbox.idMaps) throw new FailedPreconditionError(`pod ${sandbox.id}: the maps of its user namespace are unknown`);
+    ns.push({ type: 'user', path: sandbox.namespaces.user });
+    // Joining by path, the runtime takes the maps as they are; runc still wants them in the
+    // spec (and checks they match), and they say who owns the rootfs.
+    spec.linux.uidMappings = sandbox.idMaps.uids.map(ociIdMapping);
+    spec.linux.gidMappings = sandbox.idMaps.gids.map(ociIdMapping);
   }
 
   // An unset NamespaceOption decodes as POD (the enum's zero value), which is also the CRI's

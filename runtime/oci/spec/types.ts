@@ -52,11 +52,20 @@ export interface OciProcess {
   selinuxLabel?: string;
 }
 
+export interface OciIdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
 export interface OciMount {
   destination: string;
   type: string;
   source: string;
   options: string[];
+  /** An idmapped mount (runtime-spec 1.1): ids as seen through these maps. */
+  uidMappings?: OciIdMapping[];
+  gidMappings?: OciIdMapping[];
 }
 
 export type OciNamespaceType = 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup';
@@ -139,6 +148,8 @@ export interface OciSeccomp {
 
 export interface OciLinux {
   namespaces: OciNamespace[];
+  uidMappings?: OciIdMapping[];
+  gidMappings?: OciIdMapping[];
   cgroupsPath?: string;
   resources?: OciResources;
   devices?: OciDevice[];

@@ -1,0 +1,86 @@
+/**
+ * A pod's own user namespace, with its net, ipc and uts namespaces inside it, pinned like the
+ * others (bind mounts of nsfs files, see ./netns.ts).
+ *
+ * A multi-threaded process can never unshare(CLONE_NEWUSER) (and corral has worker threads),
+ * and a namespace belongs to the user namespace of the task that creates it: sysfs and mqueue
+ * mount in a container only when the pod's net and ipc namespaces belong to its user
+ * namespace. So a child process makes all four at once (util-linux `unshare`), corral writes
+ * its uid_map and gid_map (root in the parent namespace may map any ids), bind-mounts the four
+ * nsfs files, and lets the child go. The hostname and sysctls are then set by the pinning
+ * worker, which joins the pinned namespaces (root of the initial user namespace holds every
+ * capability in the namespaces of its descendants).
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, promises as fs, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { MNT_DETACH, MS_BIND, type Syscalls } from './syscalls.js';
+
+/** A uid_map / gid_map line (see proc(5), user_namespaces(7)). */
+export interface IdMapLine {
+  containerId: number;
+  hostId: number;
+  length: number;
+}
+
+export type UsernsPins = { user: string; net: string; ipc: string; uts: string };
+
+export function idMapText(lines: IdMapLine[]): string {
+  return lines.map((l) => `${l.containerId} ${l.hostId} ${l.length}\n`).join('');
+}
+
+/**
+ * Creates user+net+ipc+uts namespaces, maps them, and pins them as <dir>/user, net, ipc, uts.
+ * Nothing is left behind on failure.
+ */
+export async function createUserNamespace(
+  dir: string,
+  maps: { uids: IdMapLine[]; gids: IdMapLine[] },
+  sys: Pick<Syscalls, 'mount' | 'umount2'>,
+  opts: { unshare?: string; timeoutMs?: number } = {},
+): Promise<UsernsPins> {
+  // The child reports once it is in the new namespaces, then waits for its stdin to close.
+  const child = spawn(opts.unshare ?? 'unshare', ['--user', '--net', '--ipc', '--uts', '--', '/bin/sh', '-c', 'echo ready; exec cat >/dev/null'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const made: string[] = [];
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`unshare did not report within ${opts.timeoutMs ?? 10_000} ms`)), opts.timeoutMs ?? 10_000);
+      child.once('error', (err) => { clearTimeout(timer); reject(err); });
+      child.once('close', (code) => { clearTimeout(timer); reject(new Error(`unshare exited (${code}): ${stderr.trim()}`)); });
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('ready\n')) { clearTimeout(timer); resolve(); }
+      });
+    });
+    const pid = child.pid!;
+    // One write(2) each, as the kernel requires; gid_map needs no "setgroups deny" from a
+    // writer privileged in the parent namespace.
+    await fs.writeFile(`/proc/${pid}/uid_map`, idMapText(maps.uids));
+    await fs.writeFile(`/proc/${pid}/gid_map`, idMapText(maps.gids));
+    const pins = {} as UsernsPins;
+    for (const ns of ['user', 'net', 'ipc', 'uts'] as const) {
+      const target = join(dir, ns);
+      closeSync(openSync(target, 'wx', 0o444));
+      made.push(target);
+      sys.mount(`/proc/${pid}/ns/${ns}`, target, null, MS_BIND, null);
+      pins[ns] = target;
+    }
+    made.length = 0;
+    return pins;
+  } finally {
+    child.stdin!.end();
+    if (made.length) child.kill('SIGKILL');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const target of made.reverse()) {
+      try { sys.umount2(target, MNT_DETACH); } catch { /* not mounted yet */ }
+      try { unlinkSync(target); } catch { /* gone */ }
+    }
+  }
+}
