@@ -198,6 +198,49 @@ export function defineStandaloneSuite(runtime: 'crun' | 'runc'): void {
     t.not((await h.crictl(['inspect', id])).code, 0, 'the container is gone');
   });
 
+  kt('hostUsers: false: the pod runs in a user namespace of its own, root owns its emptyDir and hostPath volumes (crun; runc 1.1 refuses)', async (t) => {
+    const hostDir = join(h.dir, 'userns-hostpath');
+    mkdirSync(hostDir, { recursive: true });
+    k.writePod({
+      metadata: { name: 'userns', namespace: 'default' },
+      spec: {
+        hostUsers: false,
+        containers: [{
+          name: 'main', image: BUSYBOX,
+          command: ['sh', '-c', 'cat /proc/self/uid_map > /work/map; echo a > /work/a; echo h > /host/h; stat -c %u /work/a /host/h > /work/owners; touch /tmp/ready; exec sleep 3600'],
+          readinessProbe: { exec: { command: ['cat', '/tmp/ready'] }, periodSeconds: 1 },
+          volumeMounts: [{ name: 'work', mountPath: '/work' }, { name: 'host', mountPath: '/host' }],
+        }],
+        volumes: [{ name: 'work', emptyDir: {} }, { name: 'host', hostPath: { path: hostDir, type: 'Directory' } }],
+        terminationGracePeriodSeconds: 1,
+      },
+    });
+    if (runtime === 'runc') {
+      // runc 1.1 cannot do idmapped mounts: corral says so in Status and refuses the pod.
+      await sleep(8000);
+      t.regex(k.log(), /user namespace/);
+      const pod = await k.waitPod('userns', () => true, 30_000, 'a status');
+      t.false(ready(pod));
+      k.removePod('userns');
+      return;
+    }
+    const pod = await k.waitPod('userns', ready, 120_000, 'Ready');
+    const id = ctrStatus(pod, 'main').containerID.replace(/^[a-z]+:\/\//, '');
+    const map = await h.crictl(['exec', '-s', id, 'cat', '/work/map']);
+    const [inside, host, len] = map.stdout.trim().split(/\s+/).map(Number);
+    t.is(inside, 0);
+    t.true(host! >= 65536 && len! >= 65536, map.stdout);
+    // The kubelet maps every volume: what root writes is the host's root's, as without a user namespace.
+    t.is((await h.crictl(['exec', '-s', id, 'cat', '/work/owners'])).stdout.trim().split(/\s+/).join(' '), '0 0');
+    const { statSync } = await import('node:fs');
+    t.is(statSync(join(hostDir, 'h')).uid, 0);
+    const info = await h.crictlJson<any>(['inspect', id]);
+    t.regex(readFileSync(`/proc/${info.info.pid}/uid_map`, 'utf8'), new RegExp(`^\\s*0\\s+${host}\\s+${len}`));
+    k.removePod('userns');
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && (await h.crictl(['inspect', id])).code === 0) await sleep(500);
+  });
+
   kt('namespaces: hostNetwork, hostPID and hostIPC are the host\'s; shareProcessNamespace shares one; pod sysctls apply', async (t) => {
     k.writePod({
       metadata: { name: 'hostns', namespace: 'default' },

@@ -11,7 +11,7 @@
  *   conformance  NodeConformance && !Serial && !Slow && !Flaky          (the full run)
  *   slow         NodeConformance && Slow && !Serial && !Flaky           (pod resize, mostly)
  *   features     the Feature-labelled specs of what corral implements beyond NodeConformance
- *                (Feature:ImageVolume)
+ *                (Feature:ImageVolume, Feature:UserNamespacesSupport)
  *   ci           conformance and features without the specs ci-excluded lists (long waits;
  *                e2e/test-all.sh)
  * --run-known runs the listed ones too (they are skipped by default in every set: each costs
@@ -61,7 +61,7 @@ import { namesRegex, readCiExcluded, readFloor, readKnown, writeFloor, FLOOR_FIL
 export type SetName = 'conformance' | 'slow' | 'features' | 'ci';
 
 /** Feature-labelled specs (not NodeConformance) of what corral implements. */
-const FEATURES = 'Feature:ImageVolume';
+const FEATURES = 'Feature:ImageVolume || Feature:UserNamespacesSupport';
 
 const FILTERS: Record<SetName, string> = {
   conformance: 'NodeConformance && !Serial && !Slow && !Flaky',

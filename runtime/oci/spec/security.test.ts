@@ -136,6 +136,19 @@ test('masked and readonly paths: defaults, CRI lists, privileged none', async (t
   await withMaskedPaths(c.spec, c.ctx);
   t.is(c.spec.linux.maskedPaths, undefined);
   t.is(c.spec.linux.readonlyPaths, undefined);
+  // In a pod with its own user namespace, empty lists are the kubelet's ProcMount Unmasked.
+  const base = specInput();
+  const inUserns = (sc: SC) => specContext(specInput({
+    config: containerConfig({ command: ['x'] }, sc),
+    sandbox: { ...base.sandbox, namespaces: { ...base.sandbox.namespaces, user: '/run/corral/s1/ns/user' } },
+  }), fakeDeps({}));
+  const d = inUserns({});
+  await withMaskedPaths(d.spec, d.ctx);
+  t.is(d.spec.linux.maskedPaths, undefined);
+  t.is(d.spec.linux.readonlyPaths, undefined);
+  const e = inUserns({ masked_paths: [...DEFAULT_MASKED_PATHS], readonly_paths: [...DEFAULT_READONLY_PATHS] });
+  await withMaskedPaths(e.spec, e.ctx);
+  t.deepEqual(e.spec.linux.maskedPaths, [...DEFAULT_MASKED_PATHS]);
 });
 
 test('readonly rootfs', async (t) => {

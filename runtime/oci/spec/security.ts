@@ -131,18 +131,20 @@ export const withSelinux: SpecOpt = async (_spec, ctx: SpecContext) => {
 };
 
 /**
- * The CRI lists replace the defaults when they are non-empty. An explicitly empty list (the
- * kubelet's ProcMount Unmasked) cannot be told from an absent one on the wire (proto3
- * repeated fields have no presence), so both mean the defaults; Unmasked only matters with
- * user namespaces, which corral does not offer.
+ * The CRI lists replace the defaults when they are non-empty. An explicitly empty list cannot
+ * be told from an absent one on the wire (proto3 repeated fields have no presence), so both
+ * mean the defaults, except in a pod with its own user namespace: there the kubelet sends
+ * empty lists only for ProcMount Unmasked (which the API allows only with hostUsers: false)
+ * and the default lists otherwise, so empty means unmasked, as the node suite expects.
  */
 export const withMaskedPaths: SpecOpt = (spec, ctx: SpecContext) => {
-  if (isPrivileged(ctx.input)) {
+  const sc = securityContext(ctx.input);
+  const unmasked = !!ctx.input.sandbox.namespaces.user && !sc.masked_paths?.length && !sc.readonly_paths?.length;
+  if (isPrivileged(ctx.input) || unmasked) {
     delete spec.linux.maskedPaths;
     delete spec.linux.readonlyPaths;
     return;
   }
-  const sc = securityContext(ctx.input);
   spec.linux.maskedPaths = sc.masked_paths?.length ? [...sc.masked_paths] : [...DEFAULT_MASKED_PATHS];
   spec.linux.readonlyPaths = sc.readonly_paths?.length ? [...sc.readonly_paths] : [...DEFAULT_READONLY_PATHS];
 };
