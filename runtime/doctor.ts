@@ -84,8 +84,10 @@ export async function collectChecks(config: Config): Promise<Check[]> {
     : { name: 'cgroup driver', level: 'OK', detail: `${cg.driver} (configured: ${config.cgroup_driver})` });
 
   let usable = 0;
+  const userns: string[] = [];
   for (const [name, h] of Object.entries(config.runtimes)) {
     const p = await probeHandler(name, h);
+    if (p.available && p.userNamespaces) userns.push(name);
     if (!p.available) {
       checks.push({ name: `runtime ${name}`, level: name === config.default_runtime ? 'WARN' : 'WARN', detail: `${h.path}: ${p.error}`, fix: `apt-get install ${name} (or fix runtimes.${name}.path)` });
       continue;
@@ -101,9 +103,21 @@ export async function collectChecks(config: Config): Promise<Check[]> {
       continue;
     }
     usable++;
-    checks.push({ name: `runtime ${name}`, level: 'OK', detail: `${p.version}${p.recursiveReadOnly ? ', rro mounts' : ''}` });
+    checks.push({ name: `runtime ${name}`, level: 'OK', detail: `${p.version}${p.recursiveReadOnly ? ', rro mounts' : ''}${p.userNamespaces ? ', idmapped mounts (user namespaces)' : ''}` });
   }
   if (usable === 0) checks.push({ name: 'runtimes', level: 'FAIL', detail: 'no OCI runtime handler works', fix: 'apt-get install crun runc' });
+  // Pods with hostUsers: false need idmapped mounts from the handler (the kubelet maps every
+  // volume), a kernel with idmapped overlay layers, and util-linux's unshare to make the namespace.
+  const unshare = await firstLine('unshare', ['--version']).catch(() => '');
+  checks.push(userns.length && unshare
+    ? { name: 'user namespaces', level: 'OK', detail: `pods with their own user namespace (hostUsers: false) run on: ${userns.join(', ')}` }
+    : {
+        name: 'user namespaces',
+        level: 'WARN',
+        detail: !unshare ? 'no unshare (util-linux) on PATH: pods with hostUsers: false are refused'
+          : 'no handler reports idmapped mounts (runc >= 1.2 or crun >= 1.8, kernel >= 5.19): pods with hostUsers: false are refused',
+        fix: !unshare ? 'apt-get install util-linux' : 'install crun >= 1.8 or runc >= 1.2 and add it as a handler',
+      });
 
   try {
     checks.push({ name: 'conmon', level: 'OK', detail: await firstLine(config.conmon, ['--version']) });

@@ -179,6 +179,38 @@ async function applyReady(name: string, obj: unknown): Promise<void> {
   await c.kubectlOk(['wait', '--for=condition=Ready', `pod/${name}`, '--timeout=120s'], { timeoutMs: 150_000 });
 }
 
+// A standalone kubelet has no RuntimeClass manager and so never allows recursive read-only
+// mounts: this one needs the API server.
+ct('recursiveReadOnly: Enabled: a hostPath volume with a submount is read-only all the way down', async (t) => {
+  const dir = join(h.dir, 'rro-host');
+  await run('mkdir', ['-p', join(dir, 'sub')]);
+  await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'rro-sub', join(dir, 'sub')]);
+  t.teardown(async () => { await run('umount', ['-l', join(dir, 'sub')]); });
+  await applyReady('rro', {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: 'rro', labels: { app: 'rro' } },
+    spec: {
+      terminationGracePeriodSeconds: 1,
+      containers: [{
+        name: 'main', image: BUSYBOX, command: ['sleep', '3600'],
+        volumeMounts: [
+          { name: 'host', mountPath: '/rro', readOnly: true, recursiveReadOnly: 'Enabled' },
+          { name: 'host', mountPath: '/ro', readOnly: true },
+        ],
+      }],
+      volumes: [{ name: 'host', hostPath: { path: dir, type: 'Directory' } }],
+    },
+  });
+  const sh = (script: string) => c.kubectl(['exec', 'rro', '--', 'sh', '-c', `(${script}) 2>&1; echo "status $?"`]);
+  t.regex((await sh('touch /rro/top')).stdout, /Read-only[\s\S]*status 1/);
+  t.regex((await sh('touch /rro/sub/deep')).stdout, /Read-only[\s\S]*status 1/);
+  // Without rro the submount keeps its own flags: what rro is for.
+  t.regex((await sh('touch /ro/sub/deep')).stdout, /status 0/);
+  const pod = await c.kubectlJson<any>(['get', 'pod', 'rro']);
+  const vm = pod.status.containerStatuses[0].volumeMounts.find((m: any) => m.mountPath === '/rro');
+  t.is(vm.recursiveReadOnly, 'Enabled');
+  await c.kubectlOk(['delete', 'pod', 'rro', '--wait=true', '--timeout=60s']);
+});
+
 ct('kubectl logs -f follows, and --previous shows the attempt before a restart', async (t) => {
   await applyReady('talker', sleeper('talker', { command: ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo line $i; sleep 0.2; done'] }));
   const child = spawn(tool('kubectl'), ['--kubeconfig', c.kubeconfig, 'logs', '-f', 'talker'], { stdio: ['ignore', 'pipe', 'pipe'] });
