@@ -12,6 +12,9 @@ import type { Config } from './config.js';
 import { detectCgroups, type CgroupInfo } from './cgroups/detect.js';
 import { kernelAtLeast, probeHandler } from './oci/features.js';
 import { limitControllers } from './cgroups/enforceable.js';
+import { fsops } from './linux/fsops.js';
+import { linux } from './linux/syscalls.js';
+import { probeIdmap } from './linux/userns.js';
 
 const run = promisify(execFile);
 
@@ -109,7 +112,11 @@ export async function collectChecks(config: Config): Promise<Check[]> {
   // Pods with hostUsers: false need idmapped mounts from the handler (the kubelet maps every
   // volume), a kernel with idmapped overlay layers, and util-linux's unshare to make the namespace.
   const unshare = await firstLine('unshare', ['--version']).catch(() => '');
-  checks.push(userns.length && unshare
+  const layers = join(config.root_dir, 'snapshots');
+  const idmap = userns.length && unshare && (await exists(layers)) ? await probeIdmap(layers, linux, fsops.mountIdmapped) : { ok: true as const };
+  if (!idmap.ok) {
+    checks.push({ name: 'user namespaces', level: 'WARN', detail: `${layers} cannot be idmapped (${idmap.reason}): pods with hostUsers: false are refused`, fix: 'keep root_dir on a file system that supports idmapped mounts (ext4, xfs, btrfs; tmpfs from Linux 6.3)' });
+  } else checks.push(userns.length && unshare
     ? { name: 'user namespaces', level: 'OK', detail: `pods with their own user namespace (hostUsers: false) run on: ${userns.join(', ')}` }
     : {
         name: 'user namespaces',

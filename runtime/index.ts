@@ -9,6 +9,8 @@ import { detectCgroups, type CgroupInfo } from './cgroups/detect.js';
 import { probeHandlers, type HandlerProbe } from './oci/features.js';
 import { Metrics } from './metrics.js';
 import { linux } from './linux/syscalls.js';
+import { fsops } from './linux/fsops.js';
+import { probeIdmap } from './linux/userns.js';
 import { SandboxService } from './sandbox/service.js';
 import { NetworkManager } from './network/manager.js';
 import { OciInfraRunner } from './sandbox/infra.js';
@@ -105,6 +107,15 @@ export async function createRuntime(config: Config, logger: Logger): Promise<Run
   // ---- images (runtime/image, runtime/snapshot) ----
   const images = await ImageService.create({ config, logger, syscalls: linux, metrics });
   closers.push(() => images.close());
+  // A handler's idmapped mounts are not enough: the file system under the image layers must
+  // allow idmapping too (what a pod with its own user namespace needs). Probed once, here.
+  if (handlers.some((h) => h.userNamespaces)) {
+    const idmap = await probeIdmap(images.snapshots.dir, linux, fsops.mountIdmapped);
+    if (!idmap.ok) {
+      logger.warn(`user namespaces: off for every handler: ${images.snapshots.dir} cannot be idmapped (${idmap.reason})`);
+      for (const h of handlers) h.userNamespaces = false;
+    }
+  }
 
   // ---- containers (runtime/container, runtime/oci) ----
   const containers = await ContainerService.create({ config, logger, syscalls: linux, images, sandboxes, cgroups, runtimes: ociRuntimes, metrics });

@@ -19,6 +19,12 @@ const MAP = [{ container_id: 0, host_id: HOST_ID, length: LENGTH }];
 const POD = 0;
 const CONTAINER = 1;
 const TARGET = 3;
+/**
+ * In the cgroup v2 guest (CORRAL_E2E_V2) the daemon's dirs are on tmpfs, which its Linux 6.1
+ * cannot idmap: corral reports no user namespaces there and refuses such pods, which is what
+ * this file then checks.
+ */
+const SUPPORTED = !process.env.CORRAL_E2E_V2;
 let h: Harness;
 let n = 0;
 
@@ -67,12 +73,17 @@ async function removePod(pod: Pod): Promise<void> {
 test.serial('Status: crun runs pods in a user namespace of their own, runc 1.1 (no idmapped mounts) does not', async (t) => {
   const st = await h.crictlJson<any>(['info']);
   const handlers = Object.fromEntries((st.runtimeHandlers ?? []).map((x: any) => [x.name ?? '', x.features?.user_namespaces ?? false]));
-  t.true(handlers.crun, JSON.stringify(st.runtimeHandlers));
-  t.true(handlers[''], 'the default handler (crun)');
+  t.is(handlers.crun, SUPPORTED, JSON.stringify(st.runtimeHandlers));
+  t.is(handlers[''], SUPPORTED, 'the default handler (crun)');
   t.false(handlers.runc, JSON.stringify(st.runtimeHandlers));
 });
 
 test.serial('a pod user namespace: the maps, root owning its rootfs, an unprivileged uid on the host', async (t) => {
+  if (!SUPPORTED) {
+    const r = await h.crictl(['runp', h.writeJson(`pod-refused-${n}.json`, podConfig('refused', { mode: POD, uids: MAP, gids: MAP }))]);
+    t.regex(r.stderr.replace(/\\"/g, '"'), /FailedPrecondition.*handler "crun" cannot run pods in a user namespace/);
+    return;
+  }
   const hostDir = join(h.dir, 'userns-host');
   const mappedDir = join(h.dir, 'userns-mapped');
   mkdirSync(hostDir, { mode: 0o777 });
@@ -141,6 +152,10 @@ test.serial('bad user namespace requests are InvalidArgument, runc is FailedPrec
 });
 
 test.serial('a shared pid namespace (infra process) in the user namespace; kill -9 of the daemon; cleanup', async (t) => {
+  if (!SUPPORTED) {
+    t.pass('no user namespaces here');
+    return;
+  }
   const pod = await runPod('shared', undefined, {});
   const cfg = JSON.parse(await fs.readFile(pod.config, 'utf8'));
   await removePod(pod);

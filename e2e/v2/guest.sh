@@ -37,7 +37,7 @@ node dist/e2e/harness/with-registry.js -- bash -c '
   floor=()
   [ "$V2_UPDATE_FLOOR" = 1 ] && floor=(--update-floor)
   node dist/e2e/critest/run.js --mode spdy --floor-key v2 --timeout 8m \
-    --focus "stats|OOMKilled|basic operations on container" \
+    --focus "stats|OOMKilled|basic operations on container|Mount Readonly|Image Volume|UserNamespaces" \
     --report-dir "$V2_OUT/critest" --summary "$V2_OUT/critest-summary.json" "${floor[@]}"
   [ "$V2_UPDATE_FLOOR" = 1 ] && cp e2e/critest-floor "$V2_OUT/critest-floor"
   exit 0

@@ -84,3 +84,47 @@ export async function createUserNamespace(
     }
   }
 }
+
+/**
+ * Whether the file system holding dir lets corral idmap it (what a pod with its own user
+ * namespace needs for its rootfs layers): a throwaway user namespace, an idmapped copy of
+ * dir mounted and unmounted at once. tmpfs before Linux 6.3, for one, cannot. Returns the
+ * reason when not.
+ */
+export async function probeIdmap(
+  dir: string,
+  sys: Pick<Syscalls, 'umount2'>,
+  mountIdmapped: (source: string, target: string, usernsFd: number, recursive: boolean) => void,
+  opts: { unshare?: string } = {},
+): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const child = spawn(opts.unshare ?? 'unshare', ['--user', '--', '/bin/sh', '-c', 'echo ready; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const target = await fs.mkdtemp(join(dir, '.idmap-probe-'));
+  let fd: number | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error('unshare did not report within 10 s')), 10_000);
+      child.once('error', (err) => { clearTimeout(timer); reject(err); });
+      child.once('close', (code) => { clearTimeout(timer); reject(new Error(`unshare exited (${code})`)); });
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('ready\n')) { clearTimeout(timer); resolve(); }
+      });
+    });
+    await fs.writeFile(`/proc/${child.pid}/uid_map`, '0 65536 1\n');
+    await fs.writeFile(`/proc/${child.pid}/gid_map`, '0 65536 1\n');
+    fd = openSync(`/proc/${child.pid}/ns/user`, 'r');
+    mountIdmapped(dir, target, fd, false);
+    sys.umount2(target, MNT_DETACH);
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: (err as Error).message };
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+    child.stdin!.end();
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await fs.rmdir(target).catch(() => undefined);
+  }
+}

@@ -332,7 +332,7 @@ export class SandboxService {
       throw new InvalidArgumentError(`runtime handler "${runtimeHandler}" is not configured (${Object.keys(this.deps.config.runtimes).join(', ')})`);
     }
     if (modes.userns && !(this.deps.userNamespaces?.(handler) ?? false)) {
-      throw new FailedPreconditionError(`runtime handler "${handler}" cannot run pods in a user namespace of their own (userns_options mode POD): its OCI runtime lacks idmapped mounts`);
+      throw new FailedPreconditionError(`runtime handler "${handler}" cannot run pods in a user namespace of their own (userns_options mode POD): no idmapped mounts from its OCI runtime, or none on the file system of the image layers (corral doctor says which)`);
     }
     const cgroup = podCgroupPath(config.linux?.cgroup_parent ?? '', this.deps.cgroups.driver);
     requireInfra(modes, this.infra !== undefined);

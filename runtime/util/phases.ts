@@ -16,12 +16,18 @@ export interface Phase {
 
 export class PhaseTimer {
   readonly phases: Phase[] = [];
-  private readonly t0 = performance.now();
-  private last = this.t0;
+  private readonly t0: number;
+  private last: number;
+
+  /** now: the clock in ms (tests pass their own). */
+  constructor(private readonly now: () => number = () => performance.now()) {
+    this.t0 = now();
+    this.last = this.t0;
+  }
 
   /** Ends the current phase under `name`. */
   mark(name: string): void {
-    const now = performance.now();
+    const now = this.now();
     this.phases.push({ name, ms: now - this.last });
     this.last = now;
   }
