@@ -39,6 +39,17 @@ export function defineStandaloneSuite(runtime: 'crun' | 'runc'): void {
     await h?.stop();
   });
 
+  /** Removes a pod's manifest and waits (up to a minute) until the kubelet removed its container. */
+  const removeAndWait = async (pod: string, containerId: string): Promise<boolean> => {
+    k.removePod(pod);
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      if ((await h.crictl(['inspect', containerId])).code !== 0) return true;
+      await sleep(500);
+    }
+    return false;
+  };
+
   const kt = (title: string, fn: (t: import('ava').ExecutionContext) => Promise<void>) =>
     test.serial(`${runtime}: ${title}`, async (t) => {
       if (skip) {
@@ -192,10 +203,7 @@ export function defineStandaloneSuite(runtime: 'crun' | 'runc'): void {
     const imageId = (await h.crictlJson<any>(['inspecti', image])).status.id;
     t.deepEqual(st.status.mounts.filter((m: any) => m.image?.image).map((m: any) => [m.containerPath, m.imageSubPath ?? '', m.image.imageRef]), [['/iv', '', imageId], ['/sub', 'data', imageId]]);
     t.not((await h.crictl(['rmi', imageId])).code, 0, 'RemoveImage of an image a volume uses fails');
-    k.removePod('imagevol');
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && (await h.crictl(['inspect', id])).code === 0) await sleep(500);
-    t.not((await h.crictl(['inspect', id])).code, 0, 'the container is gone');
+    t.true(await removeAndWait('imagevol', id), 'the container is gone');
   });
 
   kt('hostUsers: false: the pod runs in a user namespace of its own, root owns its emptyDir and hostPath volumes (where the handler and file system allow; else refused)', async (t) => {
@@ -239,9 +247,7 @@ export function defineStandaloneSuite(runtime: 'crun' | 'runc'): void {
     t.is(statSync(join(hostDir, 'h')).uid, 0);
     const info = await h.crictlJson<any>(['inspect', id]);
     t.regex(readFileSync(`/proc/${info.info.pid}/uid_map`, 'utf8'), new RegExp(`^\\s*0\\s+${host}\\s+${len}`));
-    k.removePod('userns');
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && (await h.crictl(['inspect', id])).code === 0) await sleep(500);
+    t.true(await removeAndWait('userns', id), 'the container is gone');
   });
 
   kt('namespaces: hostNetwork, hostPID and hostIPC are the host\'s; shareProcessNamespace shares one; pod sysctls apply', async (t) => {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { errnoCode, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Mount__Output } from '../../proto/gen/runtime/v1/Mount.js';
 import type { RootfsIdmap } from '../snapshot/snapshotter.js';
+import { resolveInRoot } from '../oci/user.js';
 
 /** What ContainerMeta keeps of each image volume. */
 export interface ImageVolumeRecord {
@@ -105,46 +106,24 @@ export async function prepareImageVolumes(
   return { mounts: out, records };
 }
 
-/** The most symlinks followed while resolving one path, as the kernel's MAXSYMLINKS. */
-const MAX_LINKS = 40;
-
 /**
- * Resolves sub inside root as if root were "/": symlinks (absolute or with "..") never leave
- * it. The view is read-only and its layers immutable, so what is checked here stays true.
- * The result must be a directory that exists.
+ * Resolves sub inside root as if root were "/" (resolveInRoot: symlinks, absolute or with
+ * "..", never leave it). The view is read-only and its layers immutable, so what is checked
+ * here stays true. The result must be a directory that exists.
  */
 export async function resolveSubPath(root: string, sub: string, m: Pick<Mount__Output, 'container_path' | 'image'>): Promise<string> {
   const what = `image volume ${m.image?.image ?? ''} sub path ${JSON.stringify(sub)} (for ${m.container_path})`;
-  const parts = sub.split('/').filter((p) => p && p !== '.');
-  const cur: string[] = [];
-  let links = 0;
-  while (parts.length) {
-    const p = parts.shift()!;
-    if (p === '..') {
-      cur.pop();
-      continue;
-    }
-    const path = join(root, ...cur, p);
-    let st;
-    try {
-      st = await fs.lstat(path);
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw new InvalidArgumentError(`${what} does not exist in the image`);
-      throw err;
-    }
-    if (st.isSymbolicLink()) {
-      if (++links > MAX_LINKS) throw new InvalidArgumentError(`${what}: too many levels of symbolic links`);
-      const target = await fs.readlink(path);
-      if (target.startsWith('/')) cur.length = 0;
-      parts.unshift(...target.split('/').filter((x) => x && x !== '.'));
-      continue;
-    }
-    if (parts.length && !st.isDirectory()) throw new InvalidArgumentError(`${what} does not exist in the image`);
-    cur.push(p);
+  let resolved: string;
+  let st;
+  try {
+    resolved = await resolveInRoot(root, sub);
+    st = await fs.stat(resolved);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new InvalidArgumentError(`${what} does not exist in the image`);
+    if (code === 'ELOOP') throw new InvalidArgumentError(`${what}: too many levels of symbolic links`);
+    throw err;
   }
-  const resolved = join(root, ...cur);
-  const st = await fs.stat(resolved);
   if (!st.isDirectory()) throw new InvalidArgumentError(`${what} is not a directory`);
   return resolved;
 }

@@ -30,6 +30,39 @@ export function idMapText(lines: IdMapLine[]): string {
 }
 
 /**
+ * A child of util-linux `unshare` in new namespaces (user first, so the others belong to it),
+ * waiting on its stdin once it reports; stop() lets it go (and kills it if it lingers).
+ */
+async function spawnUnshared(unshare: string, flags: string[], timeoutMs: number): Promise<{ pid: number; stop(kill?: boolean): Promise<void> }> {
+  const child = spawn(unshare, [...flags, '--', '/bin/sh', '-c', 'echo ready; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const stop = async (kill = false) => {
+    child.stdin!.end();
+    if (kill) child.kill('SIGKILL');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`${unshare} did not report within ${timeoutMs} ms`)), timeoutMs);
+      child.once('error', (err) => { clearTimeout(timer); reject(err); });
+      child.once('close', (code) => { clearTimeout(timer); reject(new Error(`${unshare} exited (${code}): ${stderr.trim()}`)); });
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('ready\n')) { clearTimeout(timer); resolve(); }
+      });
+    });
+  } catch (err) {
+    await stop(true);
+    throw err;
+  }
+  return { pid: child.pid!, stop };
+}
+
+/**
  * Creates user+net+ipc+uts namespaces, maps them, and pins them as <dir>/user, net, ipc, uts.
  * Nothing is left behind on failure.
  */
@@ -39,26 +72,10 @@ export async function createUserNamespace(
   sys: Pick<Syscalls, 'mount' | 'umount2'>,
   opts: { unshare?: string; timeoutMs?: number } = {},
 ): Promise<UsernsPins> {
-  // The child reports once it is in the new namespaces, then waits for its stdin to close.
-  const child = spawn(opts.unshare ?? 'unshare', ['--user', '--net', '--ipc', '--uts', '--', '/bin/sh', '-c', 'echo ready; exec cat >/dev/null'], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const child = await spawnUnshared(opts.unshare ?? 'unshare', ['--user', '--net', '--ipc', '--uts'], opts.timeoutMs ?? 10_000);
   const made: string[] = [];
   try {
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`unshare did not report within ${opts.timeoutMs ?? 10_000} ms`)), opts.timeoutMs ?? 10_000);
-      child.once('error', (err) => { clearTimeout(timer); reject(err); });
-      child.once('close', (code) => { clearTimeout(timer); reject(new Error(`unshare exited (${code}): ${stderr.trim()}`)); });
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('ready\n')) { clearTimeout(timer); resolve(); }
-      });
-    });
-    const pid = child.pid!;
+    const pid = child.pid;
     // One write(2) each, as the kernel requires; gid_map needs no "setgroups deny" from a
     // writer privileged in the parent namespace.
     await fs.writeFile(`/proc/${pid}/uid_map`, idMapText(maps.uids));
@@ -74,10 +91,7 @@ export async function createUserNamespace(
     made.length = 0;
     return pins;
   } finally {
-    child.stdin!.end();
-    if (made.length) child.kill('SIGKILL');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await child.stop(made.length > 0);
     for (const target of made.reverse()) {
       try { sys.umount2(target, MNT_DETACH); } catch { /* not mounted yet */ }
       try { unlinkSync(target); } catch { /* gone */ }
@@ -97,21 +111,11 @@ export async function probeIdmap(
   mountIdmapped: (source: string, target: string, usernsFd: number, recursive: boolean) => void,
   opts: { unshare?: string } = {},
 ): Promise<{ ok: true } | { ok: false; reason: string }> {
-  const child = spawn(opts.unshare ?? 'unshare', ['--user', '--', '/bin/sh', '-c', 'echo ready; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'ignore'] });
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const target = await fs.mkdtemp(join(dir, '.idmap-probe-'));
+  let child: Awaited<ReturnType<typeof spawnUnshared>> | undefined;
   let fd: number | undefined;
   try {
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error('unshare did not report within 10 s')), 10_000);
-      child.once('error', (err) => { clearTimeout(timer); reject(err); });
-      child.once('close', (code) => { clearTimeout(timer); reject(new Error(`unshare exited (${code})`)); });
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('ready\n')) { clearTimeout(timer); resolve(); }
-      });
-    });
+    child = await spawnUnshared(opts.unshare ?? 'unshare', ['--user'], 10_000);
     await fs.writeFile(`/proc/${child.pid}/uid_map`, '0 65536 1\n');
     await fs.writeFile(`/proc/${child.pid}/gid_map`, '0 65536 1\n');
     fd = openSync(`/proc/${child.pid}/ns/user`, 'r');
@@ -122,9 +126,7 @@ export async function probeIdmap(
     return { ok: false, reason: (err as Error).message };
   } finally {
     if (fd !== undefined) closeSync(fd);
-    child.stdin!.end();
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await child?.stop();
     await fs.rmdir(target).catch(() => undefined);
   }
 }

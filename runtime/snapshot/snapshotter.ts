@@ -188,19 +188,12 @@ export class Snapshotter {
 
   /** Creates upper/work for the container; lowers are snapshot keys, top layer first. */
   async prepare(containerId: string, lowerKeys: string[], readonly: boolean): Promise<Mount> {
-    const lowers = lowerKeys.map((k) => {
-      const s = this.byKey.get(k);
-      if (!s) throw new NotFoundError(`snapshot for layer ${k} is missing`);
-      return s.dir;
-    });
+    const layers = this.layerDirs(lowerKeys);
     const cdir = this.containerDir(containerId);
     await fs.mkdir(join(cdir, 'upper'), { recursive: true, mode: 0o755 });
     await fs.mkdir(join(cdir, 'work'), { recursive: true, mode: 0o700 });
-    if (lowers.length === 0) {
-      // An image without layers: overlay needs a lowerdir.
-      await fs.mkdir(join(cdir, 'empty'), { recursive: true, mode: 0o755 });
-      lowers.push(join(cdir, 'empty'));
-    }
+    // An image without layers: overlay needs a lowerdir.
+    const lowers = await this.atLeast(layers, cdir, 1);
     await writeFileAtomic(join(cdir, 'rootfs.json'), JSON.stringify({ lowers: lowerKeys }));
     this.containerLowers.set(containerId, lowerKeys);
     return { type: 'overlay', source: 'overlay', lowers, upper: join(cdir, 'upper'), work: join(cdir, 'work'), readonly };
@@ -212,22 +205,34 @@ export class Snapshotter {
    * dir needs two lower dirs at least, so a one-layer image gets an empty one beneath.
    */
   async prepareView(key: string, lowerKeys: string[], target: string): Promise<Mount> {
-    const lowers = lowerKeys.map((k) => {
-      const s = this.byKey.get(k);
-      if (!s) throw new NotFoundError(`snapshot for layer ${k} is missing`);
-      return s.dir;
-    });
+    const layers = this.layerDirs(lowerKeys);
     const cdir = this.containerDir(key);
     await fs.mkdir(cdir, { recursive: true, mode: 0o700 });
-    if (lowers.length < 2) {
-      await fs.mkdir(join(cdir, 'empty'), { recursive: true, mode: 0o755 });
-      lowers.push(join(cdir, 'empty'));
-    }
+    const lowers = await this.atLeast(layers, cdir, 2);
     const rec: PreparedRecord = { lowers: lowerKeys, view: { target } };
     await writeFileAtomic(join(cdir, 'rootfs.json'), JSON.stringify(rec));
     this.containerLowers.set(key, lowerKeys);
     this.views.set(key, target);
     return { type: 'overlay', source: 'overlay', lowers, upper: '', work: '', readonly: true };
+  }
+
+  /** The layers' dirs, top first; NotFound for a snapshot that is missing. */
+  private layerDirs(lowerKeys: string[]): string[] {
+    return lowerKeys.map((k) => {
+      const s = this.byKey.get(k);
+      if (!s) throw new NotFoundError(`snapshot for layer ${k} is missing`);
+      return s.dir;
+    });
+  }
+
+  /** The lower dirs, with an empty dir of cdir's beneath when there are fewer than min. */
+  private async atLeast(layers: string[], cdir: string, min: number): Promise<string[]> {
+    const lowers = [...layers];
+    if (lowers.length < min) {
+      await fs.mkdir(join(cdir, 'empty'), { recursive: true, mode: 0o755 });
+      lowers.push(join(cdir, 'empty'));
+    }
+    return lowers;
   }
 
   /** Views whose key starts with prefix (all of them for ''). */
