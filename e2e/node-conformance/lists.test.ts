@@ -1,5 +1,5 @@
 import test from 'ava';
-import { namesRegex, parseKnown } from './lists.js';
+import { matchesLabelFilter, namesRegex, parseKnown, specLabels } from './lists.js';
 
 test('known-failures: a name line, then its indented reason', (t) => {
   const m = parseKnown([
@@ -34,4 +34,20 @@ test('namesRegex matches the full text ginkgo matches, without the labels, and n
   t.true(re.test('[sig-node] Probing container with readiness probe (1.5s) [NodeConformance]'));
   t.false(re.test('[sig-node] Probing container with readiness probe (1x5s) [NodeConformance]'));
   t.false(re.test('[sig-node] Pods should get a host'));
+});
+
+test('label filters of the sets select by the labels of a spec name', (t) => {
+  const conf = '[sig-node] Kubelet should work [NodeConformance] [sig-node, NodeConformance, Conformance]';
+  const feature = '[sig-node] ImageVolume [Feature:ImageVolume] works [sig-node, Feature:ImageVolume]';
+  const slow = '[sig-node] Resize slowly [NodeConformance] [sig-node, NodeConformance, Slow]';
+  t.deepEqual(specLabels(conf), ['sig-node', 'NodeConformance', 'Conformance']);
+  t.deepEqual(specLabels('no labels here'), []);
+  const ci = '(NodeConformance || Feature:ImageVolume || Feature:UserNamespacesSupport) && !Serial && !Slow && !Flaky';
+  t.true(matchesLabelFilter(ci, specLabels(conf)));
+  t.true(matchesLabelFilter(ci, specLabels(feature)));
+  t.false(matchesLabelFilter(ci, specLabels(slow)));
+  t.false(matchesLabelFilter('(Feature:ImageVolume) && !Serial', specLabels(conf)));
+  t.true(matchesLabelFilter('NodeConformance && Slow && !Serial', specLabels(slow)));
+  t.throws(() => matchesLabelFilter('(NodeConformance', []), { message: /"\)" expected/ });
+  t.throws(() => matchesLabelFilter('NodeConformance Slow', []), { message: /unexpected Slow/ });
 });

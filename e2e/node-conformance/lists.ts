@@ -77,3 +77,44 @@ export function namesRegex(names: string[]): string {
     .map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
     .join('|');
 }
+
+/** A spec name's labels: the trailing bracket group of the JUnit name ("[sig-node, NodeConformance]"). */
+export function specLabels(name: string): string[] {
+  const m = / \[([^[\]]*)\]$/.exec(name);
+  return m ? m[1]!.split(',').map((l) => l.trim()).filter(Boolean) : [];
+}
+
+/**
+ * Whether labels satisfy a ginkgo label filter of the shape the sets use: labels joined by
+ * &&, || and !, with parentheses. (Ginkgo's own filters have more: regexes, set operations.)
+ */
+export function matchesLabelFilter(filter: string, labels: string[]): boolean {
+  const tokens = filter.match(/&&|\|\||!|\(|\)|[^\s&|!()]+/g) ?? [];
+  let i = 0;
+  const has = new Set(labels.map((l) => l.toLowerCase()));
+  const or = (): boolean => {
+    let v = and();
+    while (tokens[i] === '||') { i++; v = and() || v; }
+    return v;
+  };
+  const and = (): boolean => {
+    let v = not();
+    while (tokens[i] === '&&') { i++; v = not() && v; }
+    return v;
+  };
+  const not = (): boolean => {
+    if (tokens[i] === '!') { i++; return !not(); }
+    if (tokens[i] === '(') {
+      i++;
+      const v = or();
+      if (tokens[i++] !== ')') throw new Error(`label filter ${JSON.stringify(filter)}: ")" expected`);
+      return v;
+    }
+    const label = tokens[i++];
+    if (label === undefined) throw new Error(`label filter ${JSON.stringify(filter)}: a label expected`);
+    return has.has(label.toLowerCase());
+  };
+  const v = or();
+  if (i !== tokens.length) throw new Error(`label filter ${JSON.stringify(filter)}: unexpected ${tokens[i]}`);
+  return v;
+}

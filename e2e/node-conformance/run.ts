@@ -56,7 +56,7 @@ import { NodeHostState, removeAllPods } from '../harness/node-host.js';
 import { durationMs, sleep } from '../harness/exec.js';
 import { REPO, TOOLS_BIN } from '../harness/paths.js';
 import { isSpec, parseJUnit, type SpecResult } from '../critest/junit.js';
-import { namesRegex, readCiExcluded, readFloor, readKnown, writeFloor, FLOOR_FILE, KNOWN_FILE, type Known } from './lists.js';
+import { matchesLabelFilter, namesRegex, readCiExcluded, specLabels, readFloor, readKnown, writeFloor, FLOOR_FILE, KNOWN_FILE, type Known } from './lists.js';
 
 export type SetName = 'conformance' | 'slow' | 'features' | 'ci';
 
@@ -336,7 +336,8 @@ function report(o: Options, specs: SpecResult[], r: RunResult, floor: Set<string
     console.log(`${tag}  ${specName(s)} (${s.seconds.toFixed(1)}s)${msg}`);
   }
   if (!o.runKnown && isCorral(o)) {
-    const listed = [...known.entries()].filter(([n]) => specs.some((s) => specName(s) === n));
+    // Those the set selects (the report lists every spec of the suite, selected or not).
+    const listed = [...known.entries()].filter(([n]) => specs.some((s) => specName(s) === n) && matchesLabelFilter(FILTERS[o.set], specLabels(n)));
     for (const [n, k] of listed) console.log(`KNOWN  ${n}  -- ${k.reason}`);
   }
   for (const p of r.problems) console.log(`PROBLEM  ${p}`);
