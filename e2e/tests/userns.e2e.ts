@@ -97,8 +97,12 @@ test.serial('a pod user namespace: the maps, root owning its rootfs, an unprivil
       { container_path: '/plain', host_path: hostDir },
       // As the kubelet sends every volume of such a pod: mapped like the namespace.
       { container_path: '/mapped', host_path: mappedDir, uidMappings: MAP, gidMappings: MAP },
+      // An image volume, mapped as the kubelet sends it: a view on idmapped layers.
+      { container_path: '/iv', readonly: true, image: { image: BUSYBOX }, uidMappings: MAP, gidMappings: MAP },
     ],
   });
+  const iv = await sh(id, 'stat -c "%u:%g" /iv/bin /iv/etc/passwd; touch /iv/x 2>&1; echo "status $?"');
+  t.regex(iv.stdout, /^0:0\n0:0\n[\s\S]*Read-only[\s\S]*status 1/, iv.stdout + iv.stderr);
   const maps = await sh(id, 'cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g');
   t.regex(maps.stdout.trim(), new RegExp(`^0\\s+${HOST_ID}\\s+${LENGTH}\\s+0\\s+${HOST_ID}\\s+${LENGTH}\\s+0\\s+0$`), maps.stdout + maps.stderr);
 
