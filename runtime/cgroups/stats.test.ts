@@ -177,6 +177,9 @@ test('detail (metrics) on v1: failcnt, kmem, mapped file, peak, cpu spec, thread
     threadsMax: 1024n,
     fds: 4n,
     sockets: 2n,
+    memoryEventsHigh: 0n,
+    memoryEventsMax: 0n,
+    nofileSoft: 1024n,
   });
 });
 
@@ -193,6 +196,9 @@ test('detail on v2: memory.events max as failcnt, cpu.max, weight as shares, unl
     threads: 3n,
     fds: 4n,
     sockets: 2n,
+    memoryEventsHigh: 0n,
+    memoryEventsMax: 3n,
+    nofileSoft: 1024n,
   });
   t.is(weightToShares(1n), 2n);
   t.is(weightToShares(10000n), 262144n);

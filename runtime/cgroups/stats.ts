@@ -75,6 +75,11 @@ export interface StatsDetail {
   /** Open file descriptors and sockets of the cgroup's processes (from /proc). */
   fds?: bigint;
   sockets?: bigint;
+  /** memory.events "high" and "max" (v2); on v1 high is 0 and max is memory.failcnt. */
+  memoryEventsHigh?: bigint;
+  memoryEventsMax?: bigint;
+  /** Soft RLIMIT_NOFILE of the cgroup's first process (from /proc/<pid>/limits). */
+  nofileSoft?: bigint;
 }
 
 export interface ReadOptions {
@@ -90,7 +95,7 @@ type Field =
   | 'memUsage' | 'memLimit' | 'memInactiveFile' | 'memRss' | 'memCache' | 'memPgfault' | 'memPgmajfault' | 'memOomKill'
   | 'memswUsage' | 'memswLimit' | 'swapUsage' | 'swapLimit'
   | 'pidsCurrent' | 'pidsMax'
-  | 'memFailcnt' | 'memKernel' | 'memMapped' | 'memMaxUsage' | 'memReservation'
+  | 'memFailcnt' | 'memKernel' | 'memMapped' | 'memMaxUsage' | 'memReservation' | 'memEventsHigh' | 'memEventsMax'
   | 'cpuSharesSpec' | 'cpuPeriodSpec' | 'cpuQuotaSpec';
 
 const US = 1000n;
@@ -127,6 +132,10 @@ export const STATS_FILES: Record<Field, Record<Layout, Source | null>> = {
   memMapped: { v1: { ctl: 'memory', file: 'memory.stat', key: 'total_mapped_file' }, v2: { ctl: 'memory', file: 'memory.stat', key: 'file_mapped' } },
   memMaxUsage: { v1: { ctl: 'memory', file: 'memory.max_usage_in_bytes' }, v2: { ctl: 'memory', file: 'memory.peak' } },
   memReservation: { v1: { ctl: 'memory', file: 'memory.soft_limit_in_bytes' }, v2: { ctl: 'memory', file: 'memory.low' } },
+  // v1 has no memory.events: no memory.high boundary exists to be crossed, and the hits of the
+  // limit are memory.failcnt.
+  memEventsHigh: { v1: null, v2: { ctl: 'memory', file: 'memory.events', key: 'high' } },
+  memEventsMax: { v1: { ctl: 'memory', file: 'memory.failcnt' }, v2: { ctl: 'memory', file: 'memory.events', key: 'max' } },
   cpuSharesSpec: { v1: { ctl: 'cpu', file: 'cpu.shares' }, v2: { ctl: 'cpu', file: 'cpu.weight' } },
   // v2 keeps quota and period in one file (cpu.max: "<quota|max> <period>"), parsed below.
   cpuPeriodSpec: { v1: { ctl: 'cpu', file: 'cpu.cfs_period_us' }, v2: null },
@@ -385,9 +394,9 @@ export class CgroupStatsReader implements CgroupStatsSource {
     num: (f: Field) => Promise<bigint | undefined>,
     pidsMaxText: string | undefined,
   ): Promise<StatsDetail> {
-    const [failcnt, kernel, mapped, maxUsage, reservationText, sharesRaw, swapLimitText, memswLimitText] = await Promise.all([
+    const [failcnt, kernel, mapped, maxUsage, reservationText, sharesRaw, swapLimitText, memswLimitText, eventsHigh, eventsMax] = await Promise.all([
       num('memFailcnt'), num('memKernel'), num('memMapped'), num('memMaxUsage'), get('memReservation'), num('cpuSharesSpec'),
-      get('swapLimit'), get('memswLimit'),
+      get('swapLimit'), get('memswLimit'), num('memEventsHigh'), num('memEventsMax'),
     ]);
     let period: bigint | undefined;
     let quota: bigint | undefined;
@@ -409,10 +418,17 @@ export class CgroupStatsReader implements CgroupStatsSource {
     const count = (t: string | undefined): bigint | undefined => (t === undefined ? undefined : BigInt(t.split('\n').filter(Boolean).length));
     let fds: bigint | undefined;
     let sockets: bigint | undefined;
+    let nofileSoft: bigint | undefined;
     if (procsText !== undefined) {
       fds = 0n;
       sockets = 0n;
       const procRoot = this.opts.procRoot ?? '/proc';
+      const first = procsText.split('\n').find(Boolean);
+      if (first) {
+        const limits = await file(join(procRoot, first, 'limits'));
+        const m = /^Max open files\s+(\d+|unlimited)/m.exec(limits ?? '');
+        if (m && m[1] !== 'unlimited') nofileSoft = BigInt(m[1]!);
+      }
       for (const pid of procsText.split('\n').filter(Boolean)) {
         const dir = join(procRoot, pid, 'fd');
         const names = await this.readDir(dir);
@@ -440,6 +456,9 @@ export class CgroupStatsReader implements CgroupStatsSource {
     set('threadsMax', parseLimit(pidsMaxText));
     set('fds', fds);
     set('sockets', sockets);
+    set('memoryEventsHigh', eventsHigh ?? (this.layout === 'v2' ? undefined : 0n));
+    set('memoryEventsMax', eventsMax);
+    set('nofileSoft', nofileSoft);
     return d;
   }
 

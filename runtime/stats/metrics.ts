@@ -71,6 +71,9 @@ const DEFS: Def[] = [
   { name: 'container_threads_max', help: 'Maximum number of threads allowed inside the container, infinity if value is zero.', type: 'GAUGE' },
   { name: 'container_file_descriptors', help: 'Number of open file descriptors for the container.', type: 'GAUGE' },
   { name: 'container_sockets', help: 'Number of open sockets for the container.', type: 'GAUGE' },
+  { name: 'container_memory_events_high_total', help: 'Number of times the container\'s memory usage went over its high boundary.', type: 'COUNTER' },
+  { name: 'container_memory_events_max_total', help: 'Number of times the container\'s memory usage hit its limit.', type: 'COUNTER' },
+  { name: 'container_ulimits_soft', help: 'Soft ulimit values for the container root process. Unlimited if -1, except priority and nice', type: 'GAUGE', extra: ['ulimit'] },
 ];
 
 const BY_NAME = new Map(DEFS.map((d) => [d.name, d]));
@@ -162,13 +165,17 @@ export function cgroupMetrics(labels: BaseLabels, s: CgroupStats | undefined, ex
     b.add('container_spec_cpu_period', d.cpuPeriodUs);
     b.add('container_spec_cpu_quota', d.cpuQuotaUs);
     b.add('container_spec_cpu_shares', d.cpuShares);
-    b.add('container_spec_memory_reservation_limit_bytes', d.reservationBytes);
+    // cAdvisor reports 0 for "no reservation".
+    b.add('container_spec_memory_reservation_limit_bytes', d.reservationBytes ?? 0n);
     // cAdvisor reports 0 for "no limit" in the spec gauges.
     b.add('container_spec_memory_swap_limit_bytes', d.swapLimitBytes ?? 0n);
     b.add('container_threads', d.threads);
     b.add('container_threads_max', d.threadsMax ?? 0n);
     b.add('container_file_descriptors', d.fds);
     b.add('container_sockets', d.sockets);
+    b.add('container_memory_events_high_total', d.memoryEventsHigh);
+    b.add('container_memory_events_max_total', d.memoryEventsMax);
+    b.add('container_ulimits_soft', d.nofileSoft, 'max_open_files');
   }
   if (extra.layer) {
     const l = extra.layer;

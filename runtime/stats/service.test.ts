@@ -26,7 +26,7 @@ function pod(id: string, cgroupPath: string, net?: string): SandboxView {
 
 function setup(opts: { podCgroup?: string; onlyLo?: boolean } = {}) {
   let mono = 1_000_000_000n;
-  const reader = new CgroupStatsReader({ mode: 'v2', root: V2, now: () => ({ wall: 1_700_000_000_000_000_000n, mono }) });
+  const reader = new CgroupStatsReader({ mode: 'v2', root: V2, now: () => ({ wall: 1_700_000_000_000_000_000n, mono }), procRoot: fileURLToPath(new URL('../../../runtime/cgroups/testdata/proc/', import.meta.url)) });
   const containers = [
     container('c1', 'p1', '/kubepods/pod1/ctr1'),
     container('c2', 'p1', '/kubepods/pod1/ctr1'),
