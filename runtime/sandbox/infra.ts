@@ -20,6 +20,7 @@ import { createWithConmon, type ConmonCreateOptions, type ConmonCreateResult } f
 import type { OciRuntimes } from '../oci/runtime.js';
 import type { InfraRunner, InfraSpec } from './ports.js';
 import { grantSearch } from '../util/search-path.js';
+import { ociIdMapping } from '../oci/spec/namespaces.js';
 
 /** The OCI config of the infra process. Pure. */
 export function infraOciSpec(s: InfraSpec, cgroupsPath: string): Record<string, unknown> {
@@ -38,9 +39,8 @@ export function infraOciSpec(s: InfraSpec, cgroupsPath: string): Record<string, 
   if (s.namespaces.user) {
     if (!s.idMaps) throw new InvalidArgumentError(`pod ${s.podId}: a user namespace without its maps`);
     namespaces.push({ type: 'user', path: s.namespaces.user });
-    const oci = (m: { containerId: number; hostId: number; length: number }) => ({ containerID: m.containerId, hostID: m.hostId, size: m.length });
-    userns.uidMappings = s.idMaps.uids.map(oci);
-    userns.gidMappings = s.idMaps.gids.map(oci);
+    userns.uidMappings = s.idMaps.uids.map(ociIdMapping);
+    userns.gidMappings = s.idMaps.gids.map(ociIdMapping);
   }
   return {
     ociVersion: '1.0.2-dev',

@@ -159,6 +159,11 @@ export interface SandboxEvent {
   at: string;
 }
 
+/** The namespace pin files a sandbox record names (pid is the infra process's, not a pin). */
+function pinsOf(s: SandboxStatus): string[] {
+  return [s.namespaces.net, s.namespaces.ipc, s.namespaces.uts, s.namespaces.user].filter((p): p is string => !!p);
+}
+
 function nowNs(): string {
   return (BigInt(Date.now()) * 1_000_000n).toString();
 }
@@ -604,7 +609,7 @@ export class SandboxService {
     await this.stopLocked(id);
     if (this.containers) await this.containers.removeAllInPod(id);
     if (e.meta.modes.pid === 'POD' && this.infra) await this.infra.remove(id);
-    const pins = [e.status.namespaces.net, e.status.namespaces.ipc, e.status.namespaces.uts, e.status.namespaces.user].filter((p): p is string => !!p);
+    const pins = pinsOf(e.status);
     await this.cleanupRunDir(id, { background: true, pins, shm: e.status.shmMounted });
     if (e.status.cgroupCreated.length > 0) {
       try {
@@ -736,7 +741,7 @@ export class SandboxService {
         continue;
       }
       if (e.status.state === 'READY') {
-        const pins = [e.status.namespaces.net, e.status.namespaces.ipc, e.status.namespaces.uts, e.status.namespaces.user].filter((p): p is string => !!p);
+        const pins = pinsOf(e.status);
         const alive = await Promise.all(pins.map((p) => this.pinner.isPinned(p)));
         if (e.status.infraRunning && this.infra?.isRunning) {
           alive.push(await this.infra.isRunning(e.id).catch(() => false));

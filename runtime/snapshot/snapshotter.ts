@@ -12,7 +12,7 @@
  * Container rootfs: <containersDir>/<id>/{upper,work} (<root>/rw/<id>) plus rootfs.json naming the snapshots it
  * uses, so that GC keeps them across restarts.
  */
-import { closeSync, mkdirSync, openSync, promises as fs, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, promises as fs, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, errorMessage, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { FsOps } from '../linux/fsops.js';
@@ -268,10 +268,16 @@ export class Snapshotter {
       }
       this.mountOverlay({ ...m, lowers: mapped }, target);
     } finally {
+      // Never a recursive removal here: a copy still mounted is the layer itself.
       for (const d of mapped) {
-        try { this.syscalls.umount2(d, MNT_DETACH | UMOUNT_NOFOLLOW); } catch (err) { this.logger.warn(`detaching ${d}: ${errorMessage(err)}`); }
+        try {
+          this.syscalls.umount2(d, MNT_DETACH | UMOUNT_NOFOLLOW);
+          rmdirSync(d);
+        } catch (err) {
+          this.logger.warn(`detaching ${d}: ${errorMessage(err)}`);
+        }
       }
-      rmSync(dir, { recursive: true, force: true });
+      try { rmdirSync(dir); } catch { /* a copy is still there (warned above), or none was made */ }
       closeSync(fd);
     }
   }
