@@ -76,6 +76,12 @@ export function errnoCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** Out of space or quota on a file system: the node's state, answered ResourceExhausted. */
+export function isNoSpace(err: unknown): boolean {
+  const code = errnoCode(err);
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
 export function isENOENT(err: unknown): boolean {
   return errnoCode(err) === 'ENOENT';
 }

@@ -85,7 +85,7 @@ export function unary(method: string, handler: UnaryHandler, rt: Runtime, inflig
     p.then(
       (res) => finish(Status.OK, undefined, res),
       (e) => {
-        const st = toStatus(e);
+        const st = toStatus(e, [rt.config.root_dir, rt.config.state_dir]);
         if (st.code === Status.INTERNAL) rt.logger.error(`rpc ${method} failed: ${st.details}`, { stack: e instanceof Error ? e.stack : undefined });
         finish(st.code, st);
       },
@@ -120,7 +120,7 @@ export function serverStream(method: string, handler: StreamHandler, rt: Runtime
     handler(call.request, ctx, write).then(
       () => finish(Status.OK),
       (e) => {
-        const st = toStatus(e);
+        const st = toStatus(e, [rt.config.root_dir, rt.config.state_dir]);
         finish(st.code, st.details);
       },
     );

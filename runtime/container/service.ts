@@ -247,7 +247,8 @@ export class ContainerService {
   // ---- create ------------------------------------------------------------------------
 
   /**
-   * CreateContainer: returns the new id (or the id of the same request still in flight).
+   * CreateContainer: returns the new id (or the id of the same request still in flight, or of
+   * the same request's container not yet started).
    * `_signal` is deliberately not honoured: when the kubelet's call times out it retries,
    * and the retry joins this create and gets its id instead of racing a half-undone one.
    */
@@ -263,6 +264,16 @@ export class ContainerService {
     const name = `k8s_${md.name}_${pm.name ?? ''}_${pm.namespace ?? ''}_${pm.uid ?? ''}_${Number(md.attempt ?? 0)}`;
     const inflight = this.creating.get(name);
     if (inflight) return inflight;
+    // A retry of a create that completed while the caller gave up (its deadline passed, or the
+    // daemon restarted under it) gets that container, as a retried RunPodSandbox gets its pod:
+    // the kubelet retries with the same name and would otherwise see the name reserved until it
+    // starts over with the next attempt. Once started, the name is the container's for good.
+    const existing = this.names.get(name);
+    if (existing) {
+      const e = this.store.get(existing);
+      if (e && e.status.state === 'CREATED' && e.meta.podId === sb.id) return existing;
+      throw new AlreadyExistsError(`container name "${name}" is already reserved for container ${existing}`);
+    }
     const id = newId();
     const holder = this.names.reserve(name, id);
     if (holder) throw new AlreadyExistsError(`container name "${name}" is already reserved for container ${holder}`);

@@ -46,12 +46,20 @@ function once(url: URL, o: RequestOptions): Promise<HttpResponse> {
       headers: { 'User-Agent': 'corral/0.1', ...(o.headers ?? {}) },
       agent: isHttps ? (o.httpsAgent ?? defaultHttpsAgent) : plainAgent,
     });
-    const onAbort = () => req.destroy(abortReason(o.signal!));
+    let response: http.IncomingMessage | undefined;
+    // Once the headers are in, the body is what is being read: a cancelled pull must close it
+    // (and its connection) too, or a stalled download stays open until the registry hangs up.
+    const onAbort = () => {
+      const reason = abortReason(o.signal!);
+      response?.destroy(reason);
+      req.destroy(reason);
+    };
     o.signal?.addEventListener('abort', onAbort, { once: true });
     const headerTimer = o.headerTimeoutMs
       ? setTimeout(() => req.destroy(new Error(`no response from ${url.host} within ${o.headerTimeoutMs} ms`)), o.headerTimeoutMs)
       : undefined;
     req.on('response', (res) => {
+      response = res;
       if (headerTimer) clearTimeout(headerTimer);
       res.once('close', () => o.signal?.removeEventListener('abort', onAbort));
       // Errors after the response arrived surface on the body stream.

@@ -61,6 +61,20 @@ class HttpStatusError extends Error {
   constructor(readonly status: number, message: string) { super(message); }
 }
 
+/** A registry's "try again": 429 Too Many Requests or a 5xx, with its Retry-After when it gave one. */
+export class RegistryBusyError extends UnavailableError {
+  constructor(message: string, readonly retryAfterMs: number | undefined) { super(message); }
+}
+
+/** Retry-After as delay-seconds or an HTTP date, in ms (undefined when absent or unreadable). */
+export function retryAfterMs(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+}
+
 export class RegistryClient {
   private readonly agents = new Map<string, https.Agent>();
   /** Origins found to speak plain HTTP only. */
@@ -271,6 +285,9 @@ export class RegistryClient {
     if (res.status === 200 || res.status === 206) return res;
     res.body.resume();
     if (res.status === 404) throw new NotFoundError(`blob ${digest} not found on ${ep.host}`);
+    if (res.status === 429 || res.status >= 500) {
+      throw new RegistryBusyError(`blob ${digest} from ${ep.host}: HTTP ${res.status}`, retryAfterMs(res.headers['retry-after']));
+    }
     throw new UnavailableError(`blob ${digest} from ${ep.host}: HTTP ${res.status}`);
   }
 }

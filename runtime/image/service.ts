@@ -28,7 +28,7 @@ import { unpackBlob } from './layer.js';
 import { UnpackPool } from './unpack-pool.js';
 import { hostPlatform, selectPlatform, type Platform, type PlatformDescriptor } from './platform.js';
 import { formatReference, parseReference, repoName, tagRef, tryParseReference, type Reference } from './reference.js';
-import { MEDIA, RegistryClient, sha256, type Endpoint } from './registry.js';
+import { MEDIA, RegistryBusyError, RegistryClient, sha256, type Endpoint } from './registry.js';
 import { pinnedMatcher } from './pinned.js';
 import { ImageStore, type ImageRecord, type LayerInfo, type StoredImage } from './store.js';
 
@@ -106,6 +106,23 @@ interface InflightPull {
   promise: Promise<string>;
   controller: AbortController;
   waiters: number;
+}
+
+/** Retries of one blob: after a broken transfer (resumed with Range) or a busy registry. */
+const BLOB_ATTEMPTS = 3;
+/** The longest Retry-After honoured; a registry asking for more gets the pull failed instead of a hung one. */
+const BUSY_WAIT_MAX_MS = 10_000;
+
+/** Waits ms unless the signal aborts first; `progress` is told every second (the pull watchdog). */
+function sleepWithProgress(ms: number, signal: AbortSignal, progress: () => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(abortError(signal));
+    const tick = setInterval(progress, 1000);
+    const done = () => { clearTimeout(timer); clearInterval(tick); signal.removeEventListener('abort', onAbort); };
+    const timer = setTimeout(() => { done(); resolve(); }, ms);
+    const onAbort = () => { done(); reject(abortError(signal)); };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function parseJson<T>(b: Buffer, what: string): T {
@@ -365,7 +382,18 @@ export class ImageService {
     let offset = 0;
     let failures = 0;
     for (;;) {
-      const res = await this.registry.blob(ep, repo, desc.digest, creds, signal, offset);
+      let res;
+      try {
+        res = await this.registry.blob(ep, repo, desc.digest, creds, signal, offset);
+      } catch (err) {
+        // 429 and 5xx are the registry asking to come back: as it says (Retry-After, at most
+        // BUSY_WAIT_MAX_MS), else with a doubling backoff; the watchdog counts the wait as progress.
+        if (!(err instanceof RegistryBusyError) || signal.aborted || ++failures > BLOB_ATTEMPTS) throw err;
+        const wait = Math.min(err.retryAfterMs ?? 250 * 2 ** (failures - 1), BUSY_WAIT_MAX_MS);
+        this.logger.warn(`${errorMessage(err)}; retrying in ${wait} ms (attempt ${failures + 1} of ${BLOB_ATTEMPTS + 1})`);
+        await sleepWithProgress(wait, signal, progress);
+        continue;
+      }
       progress();
       // A server that ignores Range sends the blob from the start again.
       let skip = offset > 0 && res.status === 200 ? offset : 0;
@@ -389,7 +417,7 @@ export class ImageService {
         return;
       } catch (err) {
         if (signal.aborted) throw abortError(signal);
-        if (++failures > 3) throw new UnavailableError(`blob ${desc.digest} from ${ep.host}: ${errorMessage(err)} (after ${failures} attempts)`);
+        if (++failures > BLOB_ATTEMPTS) throw new UnavailableError(`blob ${desc.digest} from ${ep.host}: ${errorMessage(err)} (after ${failures} attempts)`);
         this.logger.warn(`blob ${desc.digest} from ${ep.host}: ${errorMessage(err)}; resuming at byte ${offset}`);
         await new Promise((r) => setTimeout(r, 100 * failures));
       } finally {

@@ -13,7 +13,7 @@
  */
 import fsSync, { constants as C, promises as fs, type Stats } from 'node:fs';
 import { posix } from 'node:path';
-import { InvalidArgumentError, errnoCode } from '../errors.js';
+import { InvalidArgumentError, ResourceExhaustedError, errnoCode, isNoSpace } from '../errors.js';
 import { S_IFBLK, S_IFCHR, S_IFIFO, type FsOps } from '../linux/fsops.js';
 import { readTar, type ChunkSource, type TarEntry } from './tar.js';
 
@@ -342,6 +342,8 @@ export async function unpackLayer(root: string, tar: ChunkSource, ops: FsOps, io
       const msg = err instanceof Error ? err.message : String(err);
       if (err instanceof Hostile) throw new InvalidArgumentError(`layer rejected: entry "${entry.name}": ${msg}`);
       // fs failures name the entry; source failures (network, digest, cancel) keep their own kind.
+      // A full disk is the node's state, not the layer's fault.
+      if (isNoSpace(err)) throw new ResourceExhaustedError(`unpacking entry "${entry.name}" into ${root}: ${msg}`, { cause: err });
       if (errnoCode(err) || err instanceof InvalidArgumentError) throw new InvalidArgumentError(`unpacking entry "${entry.name}": ${msg}`, { cause: err });
       throw err;
     }
