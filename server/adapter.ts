@@ -6,9 +6,18 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { status as Status } from '@grpc/grpc-js';
+import { InvalidArgumentError } from '../runtime/errors.js';
 import type { Runtime } from '../runtime/index.js';
 import type { RpcContext, StreamHandler, UnaryHandler } from './rpc/types.js';
 import { codeName, toStatus } from './status.js';
+
+/** A request whose bytes are not the method's message (server/grpc.ts): answered INVALID_ARGUMENT. */
+export class MalformedRequest {
+  constructor(readonly reason: string) {}
+}
+
+/** setTimeout's longest delay; a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Tracks in-flight calls so that shutdown can wait for them. */
 export class InFlight {
@@ -30,6 +39,11 @@ export class InFlight {
   }
 }
 
+/** The dirs a full file system is reported against (unit tests pass a bare runtime without a config). */
+function dataDirs(rt: Runtime): string[] {
+  return rt.config ? [rt.config.root_dir, rt.config.state_dir] : [];
+}
+
 function record(rt: Runtime, method: string, code: Status, ms: number): void {
   if (!rt.metrics) return; // unit tests pass a bare runtime
   rt.metrics.rpcRequests.inc({ method, code: codeName(code) });
@@ -43,7 +57,8 @@ function contextFor(rt: Runtime, call: grpc.ServerUnaryCall<unknown, unknown> | 
   let timer: NodeJS.Timeout | undefined;
   if (deadline !== undefined) {
     const ms = deadline - Date.now();
-    timer = setTimeout(() => ac.abort(new Error('deadline exceeded')), Math.max(0, ms));
+    // A deadline weeks away is no deadline for a timer (it would overflow and fire at once).
+    if (ms <= MAX_TIMER_MS) timer = setTimeout(() => ac.abort(new Error('deadline exceeded')), Math.max(0, ms));
   }
   const onCancel = () => ac.abort(new Error('cancelled by the client'));
   call.on('cancelled', onCancel);
@@ -78,14 +93,16 @@ export function unary(method: string, handler: UnaryHandler, rt: Runtime, inflig
     };
     let p: Promise<unknown>;
     try {
-      p = handler(call.request, ctx);
+      p = call.request instanceof MalformedRequest
+        ? Promise.reject(new InvalidArgumentError(`${method}: the request is not a ${method}Request message: ${call.request.reason}`))
+        : handler(call.request, ctx);
     } catch (e) {
       p = Promise.reject(e);
     }
     p.then(
       (res) => finish(Status.OK, undefined, res),
       (e) => {
-        const st = toStatus(e, [rt.config.root_dir, rt.config.state_dir]);
+        const st = toStatus(e, dataDirs(rt));
         if (st.code === Status.INTERNAL) rt.logger.error(`rpc ${method} failed: ${st.details}`, { stack: e instanceof Error ? e.stack : undefined });
         finish(st.code, st);
       },
@@ -117,10 +134,13 @@ export function serverStream(method: string, handler: StreamHandler, rt: Runtime
       if (code === Status.OK) call.end();
       else call.emit('error', { code, details });
     };
-    handler(call.request, ctx, write).then(
+    const run = call.request instanceof MalformedRequest
+      ? Promise.reject(new InvalidArgumentError(`${method}: the request is not a ${method}Request message: ${call.request.reason}`))
+      : handler(call.request, ctx, write);
+    run.then(
       () => finish(Status.OK),
       (e) => {
-        const st = toStatus(e, [rt.config.root_dir, rt.config.state_dir]);
+        const st = toStatus(e, dataDirs(rt));
         finish(st.code, st.details);
       },
     );

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
 import type { Runtime } from '../runtime/index.js';
-import { InFlight, serverStream, unary, unimplemented } from './adapter.js';
+import { InFlight, MalformedRequest, serverStream, unary, unimplemented } from './adapter.js';
 import { handlers } from './rpc/table.js';
 
 export const PROTO_PATH = fileURLToPath(new URL('../../proto/api.proto', import.meta.url));
@@ -20,7 +20,29 @@ export function loadCri(): { RuntimeService: grpc.ServiceDefinition; ImageServic
   const pkg = grpc.loadPackageDefinition(def) as unknown as {
     runtime: { v1: { RuntimeService: grpc.ServiceClientConstructor; ImageService: grpc.ServiceClientConstructor } };
   };
-  return { RuntimeService: pkg.runtime.v1.RuntimeService.service, ImageService: pkg.runtime.v1.ImageService.service };
+  return { RuntimeService: tolerant(pkg.runtime.v1.RuntimeService.service), ImageService: tolerant(pkg.runtime.v1.ImageService.service) };
+}
+
+/**
+ * grpc-js answers INTERNAL when a request does not decode; the caller sent the bad bytes, so the
+ * decoder hands the handler a MalformedRequest instead, and the adapter says INVALID_ARGUMENT.
+ */
+function tolerant(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, m] of Object.entries(service)) {
+    const decode = m.requestDeserialize;
+    out[name] = {
+      ...m,
+      requestDeserialize: (b: Buffer) => {
+        try {
+          return decode(b);
+        } catch (e) {
+          return new MalformedRequest(e instanceof Error ? e.message : String(e));
+        }
+      },
+    };
+  }
+  return out;
 }
 
 function implement(service: grpc.ServiceDefinition, rt: Runtime, inflight: InFlight): grpc.UntypedServiceImplementation {

@@ -17,6 +17,7 @@ import { startHarness, type Harness, type HarnessOptions } from '../harness/inde
 import type { Outcome } from './lib.js';
 import { chaos } from './chaos.js';
 import { diskFull } from './disk.js';
+import { fuzz } from './fuzz.js';
 import { faultsSetup, killDuringPull, registryFaults } from './faults.js';
 import { soak } from './soak.js';
 
@@ -58,6 +59,7 @@ async function main(): Promise<number> {
       },
       run: async (h, proxy) => [...(await registryFaults(h, proxy)), await killDuringPull(h, proxy)],
     },
+    { name: 'fuzz', harness: { logLevel: 'info' }, run: (h) => fuzz(h, { calls: num('fuzz-calls', 3000), seed }) },
     { name: 'disk', harness: { logLevel: 'info' }, run: (h) => diskFull(h) },
   ];
   const results: Outcome[] = [];

@@ -8,8 +8,8 @@
  * cgroup manager computes it. A limit that is absent (0) in `resources` stays unlimited.
  */
 import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
-import { errnoCode } from '../errors.js';
+import { dirname, join } from 'node:path';
+import { InvalidArgumentError, errnoCode } from '../errors.js';
 import type { CgroupInfo } from './detect.js';
 
 /** A LinuxContainerResources as proto-loader gives it (int64 as decimal strings). */
@@ -238,6 +238,9 @@ export async function applyPodLimits(info: CgroupInfo, path: string, limits: Pod
     const target = info.mode === 'v2' ? dirs[0] : dirs.find((d) => d.controller === w.controller);
     if (!target) continue; // controller not mounted on this host
     const file = join(target.dir, w.file);
+    // Names come from requests (unified keys, hugepage sizes): validate.ts checks them; this
+    // makes sure no name can ever lead out of the cgroup.
+    if (dirname(file) !== target.dir) throw new InvalidArgumentError(`cgroup file ${JSON.stringify(w.file)} is not a file of ${target.dir}`);
     try {
       await fs.writeFile(file, w.value);
     } catch (err) {

@@ -8,6 +8,9 @@
  */
 import { promises as fs } from 'node:fs';
 import { CancelledError, DeadlineExceededError, InternalError } from '../errors.js';
+
+/** setTimeout's longest delay; a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 import { fastSpawn } from '../linux/spawn.js';
 
 export const EXEC_OUTPUT_CAP = 16 << 20;
@@ -66,7 +69,8 @@ export async function runExecSync(opts: {
     if (pid) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
     grace ??= setTimeout(() => child.kill('SIGKILL'), pid ? 2000 : 0);
   };
-  const timer = opts.timeoutMs > 0 ? setTimeout(() => void killAll('timeout'), opts.timeoutMs) : undefined;
+  // A timeout past setTimeout's range (~24.8 days) would fire at once: it is no timeout.
+  const timer = opts.timeoutMs > 0 && opts.timeoutMs <= MAX_TIMER_MS ? setTimeout(() => void killAll('timeout'), opts.timeoutMs) : undefined;
   const onAbort = () => void killAll('cancel');
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import type { Config } from '../config.js';
 import type { CgroupInfo } from '../cgroups/detect.js';
@@ -36,6 +36,9 @@ import { runExecSync, type ExecSyncResult } from './exec-sync.js';
 import { containerPath, applyHostPropagation } from './paths.js';
 import { imageVolumeOwner, imageVolumePrefix, isImageVolume, prepareImageVolumes } from './image-volumes.js';
 import { grantSearch } from '../util/search-path.js';
+import { validateCriResources } from '../cgroups/validate.js';
+import { podCgroupDirs, removeCgroupDirs } from '../cgroups/pod.js';
+import { MAX_NAME, validateKeyValues } from '../sandbox/validate.js';
 
 export interface ContainerServiceDeps {
   config: Config;
@@ -96,6 +99,37 @@ async function exists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * What CreateContainer checks before anything is reserved or written: the name, the log path
+ * (a file under the pod's log directory, never outside it), the process' strings (no NUL: exec
+ * cannot carry it), labels and annotations, the stop signal and the resources.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the container RPC boundary's config (proto-loader shape)
+export function validateContainerConfig(cfg: any): void {
+  const name = String(cfg.metadata?.name ?? '');
+  if (/[\0\n/]/.test(name) || name.length > MAX_NAME) throw new InvalidArgumentError(`container name ${JSON.stringify(name.slice(0, 64))} must be at most ${MAX_NAME} bytes without "/", NUL or newline`);
+  const logPath = String(cfg.log_path ?? '');
+  if (logPath) {
+    const parts = logPath.split('/');
+    if (isAbsolute(logPath) || logPath.includes('\0') || logPath.length > 4096 || parts.some((p) => p === '..' || Buffer.byteLength(p) > 255) || ['', '.'].includes(parts[parts.length - 1]!)) {
+      throw new InvalidArgumentError(`log_path ${JSON.stringify(logPath.slice(0, 200))} must name a file under the pod's log directory (relative, no "..", no NUL)`);
+    }
+  }
+  const strings: Array<[string, unknown]> = [
+    ['command', cfg.command], ['args', cfg.args], ['working_dir', cfg.working_dir],
+    ['envs', (cfg.envs ?? []).flatMap((e: { key?: string; value?: string }) => [e.key ?? '', e.value ?? ''])],
+  ];
+  for (const [field, v] of strings) {
+    const xs = Array.isArray(v) ? v : v === undefined || v === null ? [] : [v];
+    if (xs.some((x) => String(x).includes('\0'))) throw new InvalidArgumentError(`container ${JSON.stringify(name)}: ${field} contains NUL`);
+  }
+  validateKeyValues(cfg.labels, 'container labels');
+  validateKeyValues(cfg.annotations, 'container annotations');
+  const sig = signalName(cfg.stop_signal);
+  if (sig && !(sig in osConstants.signals) && !/^SIGRTM(IN|AX)([+-]\d+)?$/.test(sig)) throw new InvalidArgumentError(`stop_signal ${JSON.stringify(cfg.stop_signal)} is not a signal`);
+  validateCriResources(cfg.linux?.resources, 'container resources');
 }
 
 function signalName(s: string | undefined | null): string | undefined {
@@ -258,6 +292,7 @@ export class ContainerService {
     if (!md?.name) throw new InvalidArgumentError('container config: metadata.name is required');
     if (!cfg?.image?.image) throw new InvalidArgumentError(`container "${md.name}": config.image.image is required`);
     if (!req.pod_sandbox_id) throw new InvalidArgumentError('pod_sandbox_id is required');
+    validateContainerConfig(cfg);
     const sb = this.sandbox(req.pod_sandbox_id);
     if (sb.state !== 'READY') throw new FailedPreconditionError(`pod sandbox ${sb.id} is not ready (${sb.state})`);
     const pm = sb.config?.metadata ?? {};
@@ -350,10 +385,13 @@ export class ContainerService {
       await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(spec));
       mark('spec');
 
-      // The runtime may leave state behind even when create fails.
+      // The runtime may leave state behind even when create fails; a create the kernel refused
+      // (a limit it would not take) leaves the container's cgroup in every hierarchy, with no
+      // runtime state to delete it by.
       stack.push('runtime state', async () => {
         await rt.delete(id, true);
         await this.watcher.forget(id);
+        if (this.deps.cgroups.driver === 'cgroupfs') await removeCgroupDirs(podCgroupDirs(this.deps.cgroups, cgroupsPath).map((d) => d.dir));
       });
       stack.push('attach socket link', () => fs.rm(join(this.socketDir, id), { force: true, recursive: true }));
       const monitor = this.deps.conmon ?? createWithConmon;
@@ -754,6 +792,7 @@ export class ContainerService {
         throw new FailedPreconditionError(`container ${e.id} is ${e.status.state}; only a created or running container can be updated`);
       }
       if (!linux) return;
+      validateCriResources(linux, `container ${e.id} resources`);
       const warnings: string[] = [];
       await this.runtimeOf(e).update(e.id, enforceableResources(ociResourcesFromCri(linux), this.limitPolicy(), warnings));
       for (const w of warnings) this.log.warn(`container ${e.id}: update: ${w}`);

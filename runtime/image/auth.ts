@@ -35,6 +35,10 @@ export type Credentials =
 
 export function credentialsFrom(a: AuthConfig | null | undefined): Credentials {
   if (!a) return { kind: 'anonymous' };
+  for (const field of ['username', 'password', 'auth', 'identity_token', 'registry_token', 'server_address'] as const) {
+    // These go into HTTP headers (or decide where they go): control characters cannot.
+    if (/[\0-\x1f\x7f]/.test(a[field] ?? '')) throw new InvalidArgumentError(`auth.${field} contains control characters`);
+  }
   const server = a.server_address ? { server: registryHostOf(a.server_address) } : {};
   if (a.registry_token) return { kind: 'registry', token: a.registry_token, ...server };
   if (a.identity_token) return { kind: 'identity', token: a.identity_token, ...server };
@@ -132,4 +136,5 @@ export function parseChallenges(header: string): Challenge[] {
     }
   }
   return out;
-}
+}import { InvalidArgumentError } from '../errors.js';
+

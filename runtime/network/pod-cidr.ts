@@ -31,10 +31,33 @@ export function parsePodCidr(value: string): string[] {
     if (!m || family === 0 || bits > (family === 4 ? 32 : 128) || bits < (family === 4 ? 8 : 16)) {
       throw new InvalidArgumentError(`pod_cidr ${JSON.stringify(value)}: ${JSON.stringify(p)} is not an IPv${family === 6 ? 6 : 4} CIDR with a usable prefix length`);
     }
+    if (!isNetworkAddress(m[1]!, family, bits)) {
+      throw new InvalidArgumentError(`pod_cidr ${JSON.stringify(value)}: ${JSON.stringify(p)} has host bits set (the plugins refuse it; the range's own address is expected)`);
+    }
     if (families.has(family)) throw new InvalidArgumentError(`pod_cidr ${JSON.stringify(value)}: two IPv${family} ranges`);
     families.add(family);
   }
   return parts;
+}
+
+/** True when the address has no bit set past the prefix (and no zone). */
+function isNetworkAddress(addr: string, family: number, bits: number): boolean {
+  if (addr.includes('%')) return false;
+  let n = 0n;
+  let width = 32;
+  if (family === 4) {
+    for (const o of addr.split('.')) n = (n << 8n) | BigInt(Number(o));
+  } else {
+    width = 128;
+    const [head, tail] = addr.includes('::') ? addr.split('::') as [string, string] : [addr, undefined];
+    const h = head ? head.split(':') : [];
+    const t = tail ? tail.split(':') : [];
+    if (h.concat(t).some((g) => g.includes('.'))) return bits <= 96; // an embedded IPv4 tail: only the prefix is checked
+    const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+    for (const g of groups) n = (n << 16n) | BigInt(parseInt(g || '0', 16));
+  }
+  const hostMask = (1n << BigInt(width - bits)) - 1n;
+  return (n & hostMask) === 0n;
 }
 
 /**

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import type { Config, RuntimeHandlerConfig } from '../config.js';
 import type { CgroupInfo } from '../cgroups/detect.js';
 import type { Logger } from '../util/log.js';
-import { InternalError, NotFoundError, errorMessage } from '../errors.js';
+import { InvalidArgumentError, InternalError, NotFoundError, errorMessage } from '../errors.js';
 import { SealedBinaries } from '../linux/sealed.js';
 import { fastSpawn, type FastChild } from '../linux/spawn.js';
 
@@ -182,6 +182,11 @@ export class OciRuntime {
       const file = join(dir, 'resources.json');
       await fs.writeFile(file, JSON.stringify(resources), { mode: 0o600 });
       const r = await this.run(['update', '--resources', file, id], { timeoutMs: 30_000 });
+      // The kernel's EINVAL/ERANGE on a cgroup file (or the runtime's parse) refuses a value
+      // the request chose: validate.ts catches the known ones first, this the rest.
+      if (r.code !== 0 && /Invalid argument|Numerical result out of range|cannot parse|No space left on device/.test(r.stderr || r.stdout)) {
+        throw new InvalidArgumentError(`${this.name} update ${id}: the kernel refused a value: ${firstLine(r.stderr || r.stdout)}`);
+      }
       if (r.code !== 0) this.fail('update', id, r);
     } finally {
       await fs.rm(dir, { recursive: true, force: true });

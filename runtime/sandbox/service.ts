@@ -35,12 +35,13 @@ import { MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, type Syscalls } from '../li
 import { SysctlWriteError, WorkerPinner, type NamespacePinner, type PinnableNamespace, type PinnedNamespaces } from '../linux/netns.js';
 import { createUserNamespace, type UsernsPins } from '../linux/userns.js';
 import { podCgroupPath } from '../cgroups/paths.js';
+import { validateCriResources } from '../cgroups/validate.js';
 import { applyPodLimits, createPodCgroup, podCgroupExists, removeCgroupDirs, sumPodLimits, type CriResources } from '../cgroups/pod.js';
 import { writePodFiles } from './files.js';
 import { grantSearch } from '../util/search-path.js';
 import type { InfraRunner, PodContainers, PodNetwork } from './ports.js';
 import {
-  namespaceModes, podHostname, requireInfra, sandboxName, validateDns, validateMetadata, validateSysctls, type IdMap, type NamespaceModes,
+  namespaceModes, podHostname, requireInfra, sandboxName, validateDns, validateKeyValues, validateLogDirectory, validateMetadata, validatePortMappings, validateSysctls, type IdMap, type NamespaceModes,
 } from './validate.js';
 import type { PodSandboxConfig__Output } from '../../proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { PodSandboxFilter__Output } from '../../proto/gen/runtime/v1/PodSandboxFilter.js';
@@ -332,6 +333,12 @@ export class SandboxService {
     const modes = namespaceModes(config.linux?.security_context?.namespace_options);
     const sysctls = validateSysctls(config.linux?.sysctls, modes);
     validateDns(config.dns_config);
+    validateLogDirectory(config.log_directory);
+    validatePortMappings(config.port_mappings);
+    validateKeyValues(config.labels, 'pod sandbox labels');
+    validateKeyValues(config.annotations, 'pod sandbox annotations');
+    validateCriResources(config.linux?.resources, 'pod resources');
+    validateCriResources(config.linux?.overhead, 'pod overhead');
     const handler = runtimeHandler || this.deps.defaultHandler || this.deps.config.default_runtime;
     if (!this.deps.config.runtimes[handler]) {
       throw new InvalidArgumentError(`runtime handler "${runtimeHandler}" is not configured (${Object.keys(this.deps.config.runtimes).join(', ')})`);
@@ -705,6 +712,8 @@ export class SandboxService {
   async updateResources(idOrPrefix: string, overhead: CriResources | null | undefined, resources: CriResources | null | undefined): Promise<void> {
     const e = this.resolve(idOrPrefix);
     if (!e) throw new NotFoundError(`pod sandbox "${idOrPrefix}" not found`);
+    validateCriResources(resources, 'pod resources');
+    validateCriResources(overhead, 'pod overhead');
     await this.locked(e.id, async () => {
       const cur = this.store.get(e.id);
       if (!cur || !cur.meta.cgroup || cur.status.cgroupCreated.length === 0) return;

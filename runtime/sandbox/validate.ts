@@ -3,6 +3,7 @@
  * namespace modes, sysctls, hostname and DNS. Each failure is InvalidArgument naming the
  * field, since the kubelet surfaces the message in the pod's events.
  */
+import { isIP } from 'node:net';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 
 export type NamespaceMode = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
@@ -57,11 +58,56 @@ export interface PodMetadataIn {
   attempt?: number;
 }
 
+/** Kubernetes' longest object name (a DNS subdomain); uids are far shorter. */
+export const MAX_NAME = 253;
+/** Labels and annotations of one object, keys and values together: Kubernetes' own limit. */
+export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
+
+/**
+ * Labels and annotations: what Kubernetes allows of them in total, so that a record stays a
+ * record (a huge one would not fit the record log's frame) and a List answer stays small.
+ */
+export function validateKeyValues(kv: Record<string, string> | null | undefined, what: string): void {
+  let bytes = 0;
+  for (const [k, v] of Object.entries(kv ?? {})) {
+    if (k === '' || k.includes('\0')) throw new InvalidArgumentError(`${what}: the key ${JSON.stringify(k.slice(0, 64))} is empty or contains NUL`);
+    bytes += Buffer.byteLength(k) + Buffer.byteLength(v ?? '');
+  }
+  if (bytes > MAX_ANNOTATIONS_BYTES) throw new InvalidArgumentError(`${what}: ${bytes} bytes in total (at most ${MAX_ANNOTATIONS_BYTES})`);
+}
+
+/** The pod's log directory: absent, or an absolute path (the kubelet's /var/log/pods/<ns>_<name>_<uid>). */
+export function validateLogDirectory(dir: string | null | undefined): void {
+  if (!dir) return;
+  if (!dir.startsWith('/') || dir.includes('\0') || dir.length > 4096) {
+    throw new InvalidArgumentError(`pod sandbox config: log_directory ${JSON.stringify(dir.slice(0, 200))} must be an absolute path without NUL`);
+  }
+}
+
+export interface PortMappingCheck { protocol?: string | number; container_port?: number; host_port?: number; host_ip?: string }
+
+/** Port mappings the portmap plugin can apply: ports in range, a known protocol, an IP or nothing. */
+export function validatePortMappings(ports: PortMappingCheck[] | null | undefined): void {
+  for (const p of ports ?? []) {
+    const where = `port mapping ${p.host_port ?? 0}->${p.container_port ?? 0}`;
+    const protocol = p.protocol ?? 'TCP';
+    if (typeof protocol !== 'string' || !['TCP', 'UDP', 'SCTP'].includes(protocol.toUpperCase())) {
+      throw new InvalidArgumentError(`${where}: unknown protocol ${JSON.stringify(p.protocol)}`);
+    }
+    const host = Number(p.host_port ?? 0);
+    const ctr = Number(p.container_port ?? 0);
+    if (!Number.isInteger(host) || host < 0 || host > 65535) throw new InvalidArgumentError(`${where}: host_port must be 0..65535 (0: no mapping)`);
+    if (host > 0 && (!Number.isInteger(ctr) || ctr < 1 || ctr > 65535)) throw new InvalidArgumentError(`${where}: container_port must be 1..65535`);
+    if (p.host_ip && isIP(p.host_ip) === 0) throw new InvalidArgumentError(`${where}: host_ip ${JSON.stringify(p.host_ip.slice(0, 64))} is not an IP address`);
+  }
+}
+
 export function validateMetadata(md: PodMetadataIn | null | undefined): Required<PodMetadataIn> {
   if (!md) throw new InvalidArgumentError('pod sandbox config: metadata is required');
   for (const field of ['name', 'uid', 'namespace'] as const) {
     if (!md[field]) throw new InvalidArgumentError(`pod sandbox config: metadata.${field} is required`);
-    if (/[\0\n/]/.test(md[field]!)) throw new InvalidArgumentError(`pod sandbox config: metadata.${field} ${JSON.stringify(md[field])} contains invalid characters`);
+    if (/[\0\n/]/.test(md[field]!)) throw new InvalidArgumentError(`pod sandbox config: metadata.${field} ${JSON.stringify(md[field]!.slice(0, 64))} contains invalid characters`);
+    if (md[field]!.length > MAX_NAME) throw new InvalidArgumentError(`pod sandbox config: metadata.${field} is ${md[field]!.length} bytes long (at most ${MAX_NAME})`);
   }
   return { name: md.name!, uid: md.uid!, namespace: md.namespace!, attempt: md.attempt ?? 0 };
 }

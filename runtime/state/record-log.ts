@@ -31,7 +31,7 @@
 import { closeSync, fdatasync, fsyncSync, ftruncateSync, mkdirSync, openSync, promises as fs, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { AlreadyExistsError, NotFoundError, isENOENT } from '../errors.js';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, isENOENT } from '../errors.js';
 import { KeyedQueue, Trash, fsyncDir, type Entry } from './store.js';
 
 export const LOG_FILE = 'records.log';
@@ -232,6 +232,8 @@ export class RecordLog<M, S> {
   private commit(f: Frame<M, S>): void {
     if (this.fd === undefined) throw new Error(`${this.kind} records are not loaded`);
     const frame = encodeFrame(f);
+    // load() stops at a frame this large: written, it would take every later record with it.
+    if (frame.length - HEADER > MAX_FRAME) throw new InvalidArgumentError(`${this.kind} record of ${frame.length} bytes is larger than ${MAX_FRAME}`);
     try {
       writeFully(this.fd, frame);
     } catch (err) {

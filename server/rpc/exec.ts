@@ -20,6 +20,7 @@ export function validateStreamRequest(what: string, containerId: string, f: Stdi
 /** Validates and returns the URL of the streaming server where the client runs the command. */
 export const exec: UnaryHandler<ExecRequest__Output, ExecResponse> = async (req, ctx) => {
   if (!req.cmd?.length || req.cmd.every((a) => a === '')) throw new InvalidArgumentError('exec: cmd must not be empty');
+  if (req.cmd.some((a) => a.includes('\0'))) throw new InvalidArgumentError('exec: cmd contains NUL');
   const opts = { stdin: !!req.stdin, stdout: !!req.stdout, stderr: !!req.stderr, tty: !!req.tty };
   const id = validateStreamRequest('exec', req.container_id, opts, ctx);
   return { url: (await ensureStreamingServer(ctx.rt)).prepare({ kind: 'exec', containerId: id, cmd: [...req.cmd], opts }) };

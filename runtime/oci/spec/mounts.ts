@@ -51,7 +51,8 @@ export async function criMount(m: Mount__Output, ctx: SpecContext): Promise<OciM
     if (m.image?.image) throw new InvalidArgumentError(`mount ${dest || '(no container_path)'}: image volume ${m.image.image} was not prepared`);
     throw new InvalidArgumentError(`mount ${dest || '(no container_path)'}: host_path is empty`);
   }
-  if (!dest || !isAbsolute(dest)) throw new InvalidArgumentError(`mount container_path ${JSON.stringify(dest)} is not an absolute path`);
+  if (!isAbsolute(m.host_path) || m.host_path.includes('\0')) throw new InvalidArgumentError(`mount host_path ${JSON.stringify(m.host_path.slice(0, 200))} is not an absolute path`);
+  if (!dest || !isAbsolute(dest) || dest.includes('\0')) throw new InvalidArgumentError(`mount container_path ${JSON.stringify(dest?.slice(0, 200))} is not an absolute path`);
   const destination = normalize(dest).replace(/\/+$/, '');
   if (!destination) throw new InvalidArgumentError(`mount ${m.host_path}: container_path "/" cannot be mounted over`);
 

@@ -42,7 +42,9 @@ export function selectSeccomp(ctx: SpecContext): SeccompChoice {
     if (t === 'Unconfined' || t === 1) choice = { kind: 'unconfined' };
     else if (t === 'Localhost' || t === 2) {
       const ref = sc.seccomp.localhost_ref;
-      if (!ref || !isAbsolute(ref)) throw new InvalidArgumentError(`seccomp Localhost profile ${JSON.stringify(ref ?? '')} is not an absolute path`);
+      if (!ref || !isAbsolute(ref) || ref.split('/').includes('..') || ref.includes('\0')) {
+        throw new InvalidArgumentError(`seccomp Localhost profile ${JSON.stringify((ref ?? '').slice(0, 200))} is not an absolute path without ".."`);
+      }
       choice = { kind: 'localhost', path: ref };
     } else choice = { kind: 'runtime-default' };
   } else {
