@@ -26,7 +26,8 @@ export interface FuzzOptions { calls: number; seed: number }
 const CORPUS = join(REPO, 'e2e', 'reliability', 'corpus.json');
 /** Codes a malformed or hostile request may get. */
 const ACCEPTED = new Set(['OK', 'INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECONDITION', 'RESOURCE_EXHAUSTED', 'ALREADY_EXISTS', 'UNIMPLEMENTED', 'OUT_OF_RANGE', 'DEADLINE_EXCEEDED', 'CANCELLED']);
-const CALL_MS = 10_000;
+/** A call still unanswered by then counts as DEADLINE_EXCEEDED (a StopContainer told to wait, a long exec). */
+const CALL_MS = 3_000;
 
 interface CorpusEntry { service: 'RuntimeService' | 'ImageService'; method: string; request?: unknown; bytes?: string; note: string }
 
@@ -229,6 +230,7 @@ export async function fuzz(h: Harness, opts: FuzzOptions): Promise<Outcome> {
   mkdirSync(canary, { recursive: true });
   mkdirSync(hostPaths, { recursive: true });
   const histogram: Record<string, number> = {};
+  const slow: Record<string, number> = {};
   const failures: CorpusEntry[] = [];
   let versionFailures = 0;
   try {
@@ -248,6 +250,7 @@ export async function fuzz(h: Harness, opts: FuzzOptions): Promise<Outcome> {
     const send = async (m: typeof methods[number], bytes: Buffer, what: () => CorpusEntry) => {
       const r = await rawCall(rawClient, m.path, bytes, m.stream);
       histogram[r.code] = (histogram[r.code] ?? 0) + 1;
+      if (r.code === 'DEADLINE_EXCEEDED') slow[m.name] = (slow[m.name] ?? 0) + 1;
       if (!ACCEPTED.has(r.code)) {
         const entry = what();
         failures.push(entry);
@@ -312,6 +315,7 @@ export async function fuzz(h: Harness, opts: FuzzOptions): Promise<Outcome> {
       calls: Object.values(histogram).reduce((a, b) => a + b, 0),
       'codes': Object.entries(histogram).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', '),
       'not expressible (skipped)': clientRejected,
+      'unanswered within 3 s': Object.entries(slow).map(([k, v]) => `${k} ${v}`).join(', ') || 'none',
       'corpus replayed': corpus.length,
       'Version failures': versionFailures,
       'files under the canary': written.length,

@@ -6,7 +6,7 @@
  * anything is left on the host.
  *
  *   node dist/e2e/reliability/run.js [--only soak,chaos,...] [--soak-cycles 1000] [--soak-clients 4]
- *        [--chaos-seconds 120] [--chaos-kills 20] [--chaos-clients 10] [--fuzz-calls 3000] [--seed N]
+ *        [--chaos-seconds 120] [--chaos-kills 20] [--chaos-clients 10] [--fuzz-calls 1500] [--seed N]
  *        [--summary file.json]
  *
  * Prints each scenario's figures and problems, then "reliability: N passed, N failed, N skipped";
@@ -18,6 +18,7 @@ import type { Outcome } from './lib.js';
 import { chaos } from './chaos.js';
 import { diskFull } from './disk.js';
 import { fuzz } from './fuzz.js';
+import { guards } from './guards.js';
 import { faultsSetup, killDuringPull, registryFaults } from './faults.js';
 import { soak } from './soak.js';
 
@@ -59,7 +60,8 @@ async function main(): Promise<number> {
       },
       run: async (h, proxy) => [...(await registryFaults(h, proxy)), await killDuringPull(h, proxy)],
     },
-    { name: 'fuzz', harness: { logLevel: 'info' }, run: (h) => fuzz(h, { calls: num('fuzz-calls', 3000), seed }) },
+    { name: 'fuzz', harness: { logLevel: 'info' }, run: (h) => fuzz(h, { calls: num('fuzz-calls', 1500), seed }) },
+    { name: 'guards', harness: { logLevel: 'info' }, run: (h) => guards(h) },
     { name: 'disk', harness: { logLevel: 'info' }, run: (h) => diskFull(h) },
   ];
   const results: Outcome[] = [];

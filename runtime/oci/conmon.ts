@@ -16,7 +16,7 @@ import { promises as fs, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { CgroupInfo } from '../cgroups/detect.js';
-import { CancelledError, DeadlineExceededError, InternalError, errorMessage } from '../errors.js';
+import { InvalidArgumentError, CancelledError, DeadlineExceededError, InternalError, errorMessage } from '../errors.js';
 import { fastSpawn, type FastChild } from '../linux/spawn.js';
 import type { RuntimeHandler } from './runtime.js';
 
@@ -284,7 +284,13 @@ export async function createWithConmon(o: ConmonCreateOptions): Promise<ConmonCr
     })(), o, `creating container ${o.id}`);
     if (!msg) throw new InternalError(`conmon for container ${o.id} closed its sync pipe without a pid: ${await readTail(s.stderrPath) || 'no message'}`);
     if (msg.data <= 0) {
-      throw new InternalError(`creating container ${o.id} with ${o.runtime.name}: ${cleanRuntimeMessage(msg.message) || `failed (${msg.data})`}`);
+      const why = cleanRuntimeMessage(msg.message) || `failed (${msg.data})`;
+      // The command the request names is not in the image (crun finds out at create): the
+      // request's mistake, as a bad argument is.
+      if (/executable file .*not found|exec: .*: executable file not found/.test(why)) {
+        throw new InvalidArgumentError(`creating container ${o.id}: ${why}`);
+      }
+      throw new InternalError(`creating container ${o.id} with ${o.runtime.name}: ${why}`);
     }
     return { pid: msg.data, conmonPid: await s.conmonPid() };
   } catch (err) {
