@@ -19,6 +19,7 @@ import { chaos } from './chaos.js';
 import { diskFull } from './disk.js';
 import { fuzz } from './fuzz.js';
 import { guards } from './guards.js';
+import { parts, partsSetup } from './parts.js';
 import { faultsSetup, killDuringPull, registryFaults } from './faults.js';
 import { soak } from './soak.js';
 
@@ -61,6 +62,11 @@ async function main(): Promise<number> {
       run: async (h, proxy) => [...(await registryFaults(h, proxy)), await killDuringPull(h, proxy)],
     },
     { name: 'fuzz', harness: { logLevel: 'info' }, run: (h) => fuzz(h, { calls: num('fuzz-calls', 1500), seed }) },
+    {
+      name: 'parts',
+      setup: async () => partsSetup(),
+      run: (h, ctx) => parts(h, ctx),
+    },
     { name: 'guards', harness: { logLevel: 'info' }, run: (h) => guards(h) },
     { name: 'disk', harness: { logLevel: 'info' }, run: (h) => diskFull(h) },
   ];

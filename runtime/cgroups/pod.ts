@@ -157,6 +157,17 @@ export function podCgroupDirs(info: CgroupInfo, path: string): Array<{ controlle
   return dirs;
 }
 
+/**
+ * Every directory a runtime may have made for a container's cgroups path: one per mounted
+ * hierarchy, named ones (name=systemd) included, which runc and crun populate too.
+ */
+export async function allHierarchyDirs(info: CgroupInfo, path: string): Promise<string[]> {
+  if (info.mode === 'v2') return [join(info.root, path)];
+  const entries = await fs.readdir(info.root, { withFileTypes: true }).catch(() => []);
+  // cpu and cpuacct are symlinks to cpu,cpuacct: the real directory once.
+  return entries.filter((e) => e.isDirectory()).map((e) => join(info.root, e.name, path));
+}
+
 async function exists(p: string): Promise<boolean> {
   return fs.access(p).then(() => true, () => false);
 }

@@ -449,3 +449,23 @@ test('image volumes: a sub path resolves inside the view, symlinks included', as
   await t.throwsAsync(resolveSubPath(root, 'usr/file', m), { message: /not a directory/ });
   await rm(root, { recursive: true });
 });
+
+test('a container whose conmon is gone is killed and reported exited 255; one with its conmon alive is left alone', async (t) => {
+  // This test process is no conmon: a container "monitored" by it has lost its monitor.
+  const env = await setup(fakeConmon({ conmonPid: process.pid }));
+  const id = await env.svc.create({ pod_sandbox_id: 'pod1', config: ctrConfig() });
+  await env.svc.start(id);
+  t.deepEqual(await env.svc.sweepMonitors(), [id]);
+  const st = env.svc.status(id).status;
+  t.is(st.state, 'CONTAINER_EXITED');
+  // The fake runtime writes an exit file when it kills (a real one has no conmon left to write it).
+  if (st.exit_code === 255) t.regex(st.message, /conmon\) died/);
+  else t.is(st.exit_code, 137);
+  const calls = (await fakeCalls(env.root)).map((c) => c.filter((a) => !a.startsWith('--')).slice(0, 2).join(' '));
+  t.true(calls.some((c) => c.startsWith('kill')));
+  t.true(calls.some((c) => c.startsWith('delete')));
+  t.deepEqual(await env.svc.sweepMonitors(), []);
+  await env.svc.remove(id);
+  await env.svc.close();
+  await rm(env.dir, { recursive: true });
+});

@@ -37,7 +37,7 @@ import { containerPath, applyHostPropagation } from './paths.js';
 import { imageVolumeOwner, imageVolumePrefix, isImageVolume, prepareImageVolumes } from './image-volumes.js';
 import { grantSearch } from '../util/search-path.js';
 import { validateCriResources } from '../cgroups/validate.js';
-import { podCgroupDirs, removeCgroupDirs } from '../cgroups/pod.js';
+import { allHierarchyDirs, removeCgroupDirs } from '../cgroups/pod.js';
 import { MAX_NAME, validateKeyValues } from '../sandbox/validate.js';
 
 export interface ContainerServiceDeps {
@@ -132,6 +132,18 @@ export function validateContainerConfig(cfg: any): void {
   validateCriResources(cfg.linux?.resources, 'container resources');
 }
 
+/** How often the conmons of live containers are looked at. */
+const MONITOR_SWEEP_MS = 5_000;
+
+/** True while pid is a conmon (a recycled pid running something else is not). */
+async function isConmon(pid: number): Promise<boolean> {
+  try {
+    return (await fs.readFile(`/proc/${pid}/comm`, 'utf8')).trim() === 'conmon';
+  } catch {
+    return false;
+  }
+}
+
 function signalName(s: string | undefined | null): string | undefined {
   if (!s) return undefined;
   const t = String(s).trim().toUpperCase();
@@ -209,8 +221,48 @@ export class ContainerService {
   /** Stops the exit watcher. Containers and their conmons keep running. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.monitorSweep) clearInterval(this.monitorSweep);
     this.watcher.close();
     await this.store.settled();
+  }
+
+  // ---- dead monitors -------------------------------------------------------------------
+
+  private monitorSweep: NodeJS.Timeout | undefined;
+
+  /**
+   * conmon is the only one who can report a container's exit. Killed (an OOM kill of the
+   * monitor, an operator's mistake), it leaves a container that is RUNNING for ever: its exit
+   * would never be written. Every MONITOR_SWEEP_MS each live container's conmon is looked at;
+   * one found gone without an exit file gets its container killed through the runtime and
+   * reported exited with 255, as containerd does for a dead shim, so that the kubelet restarts
+   * it under a monitor again.
+   */
+  private startMonitorSweep(): void {
+    this.monitorSweep = setInterval(() => void this.sweepMonitors().catch((err) => this.log.warn(`checking conmons: ${errorMessage(err)}`)), MONITOR_SWEEP_MS);
+    this.monitorSweep.unref();
+  }
+
+  /** One pass of the sweep; returns the ids found without a monitor. */
+  async sweepMonitors(): Promise<string[]> {
+    const orphaned: string[] = [];
+    for (const e of this.store.list()) {
+      if ((e.status.state !== 'RUNNING' && e.status.state !== 'CREATED') || !e.status.conmonPid || this.pending.has(e.id)) continue;
+      if (await isConmon(e.status.conmonPid)) continue;
+      await this.watcher.check(e.id); // it may have written the exit just before it went
+      if ((e.status.state as ContainerState) === 'EXITED') continue;
+      orphaned.push(e.id);
+      await this.locked(e.id, async () => {
+        if ((e.status.state as ContainerState) === 'EXITED' || !this.store.get(e.id)) return;
+        this.log.warn(`container ${e.id}: its conmon (pid ${e.status.conmonPid}) is gone; killing the container and reporting it exited`);
+        const rt = this.runtimeOf(e);
+        await rt.kill(e.id, 'SIGKILL', true).catch(() => undefined);
+        await rt.delete(e.id, true).catch((err) => this.log.warn(`container ${e.id}: delete after its conmon died: ${errorMessage(err)}`));
+        await this.markExited(e, 255, Date.now());
+        await this.store.update(e.id, (s) => ({ ...s, message: 'the container monitor (conmon) died; the container was killed' }));
+      });
+    }
+    return orphaned;
   }
 
   // ---- serialisation ------------------------------------------------------------------
@@ -391,7 +443,7 @@ export class ContainerService {
       stack.push('runtime state', async () => {
         await rt.delete(id, true);
         await this.watcher.forget(id);
-        if (this.deps.cgroups.driver === 'cgroupfs') await removeCgroupDirs(podCgroupDirs(this.deps.cgroups, cgroupsPath).map((d) => d.dir));
+        if (this.deps.cgroups.driver === 'cgroupfs') await removeCgroupDirs(await allHierarchyDirs(this.deps.cgroups, cgroupsPath));
       });
       stack.push('attach socket link', () => fs.rm(join(this.socketDir, id), { force: true, recursive: true }));
       const monitor = this.deps.conmon ?? createWithConmon;
@@ -859,6 +911,7 @@ export class ContainerService {
     }
     await this.releaseOrphanImageVolumes();
     await this.watcher.start(); // reports exits that happened while corral was down
+    this.startMonitorSweep();
     for (const e of this.store.list()) {
       if (e.status.state === 'EXITED') continue;
       await this.reconcile(e).catch((err) => this.log.warn(`container ${e.id}: recovering its state: ${errorMessage(err)}`));

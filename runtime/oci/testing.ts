@@ -102,14 +102,14 @@ export async function setFakeExitDir(root: string, exitDir: string): Promise<voi
 }
 
 /** A conmon stand-in: records the container as created in the fake runtime's root. */
-export function fakeConmon(opts: { pid?: number; fail?: string } = {}): (o: ConmonCreateOptions) => Promise<ConmonCreateResult> {
+export function fakeConmon(opts: { pid?: number; fail?: string; conmonPid?: number } = {}): (o: ConmonCreateOptions) => Promise<ConmonCreateResult> {
   return async (o) => {
     if (opts.fail) throw new Error(opts.fail);
     const pid = opts.pid ?? 4242;
     await fs.mkdir(o.runtime.root, { recursive: true });
     await fs.writeFile(join(o.runtime.root, `${o.id}.json`), JSON.stringify({ ociVersion: '1.0.2', id: o.id, pid, status: 'created', bundle: o.bundleDir }));
     await fs.writeFile(o.logPath, '', { flag: 'a' });
-    return { pid, conmonPid: 0 };
+    return { pid, conmonPid: opts.conmonPid ?? 0 };
   };
 }
 
