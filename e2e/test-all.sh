@@ -5,6 +5,8 @@
 #   3. unit tests                ava over dist/**/*.test.js
 #   4. e2e tests                 ava over dist/e2e/tests/*.e2e.js, one file at a time, each with its
 #                                own daemon, all against one test registry
+#   4b. reliability              soak, chaos (SIGKILL storms), registry faults, killed conmon/runtime,
+#                                hostile input (a seeded fuzzer over every RPC), guards, full disk
 #   5. critest                   v1.37.0, SPDY run + WebSocket streaming run, held at e2e/critest-floor
 #   6. kubelet                   e2e/kube/build.sh --e2e-node (Kubernetes v1.37 into .tools/bin, cached;
 #                                started in the background, niced, right after step 2), then ava over
@@ -16,9 +18,9 @@
 #   8. cgroup v2 leg             e2e/v2/run.sh (when ../shared/tools/run-in-v2.sh exists)
 #   9. host check                nothing new on the host since step 3 (counted under CI=true)
 # Ends with one line "N passed, N failed, N skipped" summing every suite; exits 1 if anything failed.
-# Bounded: unit 10 min, e2e 20 min, critest 30 min (ginkgo 20 + 5 min), Kubernetes build 45 min
+# Bounded: unit 10 min, e2e 20 min, reliability 15 min, critest 30 min (ginkgo 20 + 5 min), Kubernetes build 45 min
 # (from its start), kubelet 25 min, node conformance 25 min, v2 20 min.
-# Logs and reports: .tools/reports/. Env: SKIP_SETUP=1, SKIP_CRITEST=1, SKIP_V2=1, SKIP_E2E=1,
+# Logs and reports: .tools/reports/. Env: SKIP_SETUP=1, SKIP_CRITEST=1, SKIP_V2=1, SKIP_E2E=1, SKIP_RELIABILITY=1,
 # SKIP_KUBELET=1 (also skips node conformance), SKIP_NODE_CONFORMANCE=1.
 set -uo pipefail
 
@@ -113,6 +115,25 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
   timeout -k 30 20m node dist/e2e/harness/with-registry.js -- \
     node dist/e2e/harness/run-tap.js -- npx ava --config e2e/ava.config.js --tap 2>&1 | tee "$REPORTS/e2e.tap"
   record_tap e2e "$REPORTS/e2e.tap" "${PIPESTATUS[0]}"
+fi
+
+# 4b. reliability -------------------------------------------------------------------------------
+# Soak, SIGKILL storms, registry faults, killed conmon and runtime, a fuzzer over every RPC, the
+# daemon's guards, a full disk (e2e/reliability/run.ts, CI sizes; e2e/README.md has the full ones).
+if [ "${SKIP_RELIABILITY:-0}" != 1 ]; then
+  note "reliability (soak, chaos, faults, fuzz, full disk)"
+  rm -f "$REPORTS/reliability-summary.json"
+  timeout -k 30 15m node dist/e2e/harness/with-registry.js -- \
+    node dist/e2e/reliability/run.js --summary "$REPORTS/reliability-summary.json" 2>&1 | tee "$REPORTS/reliability.log"
+  rc=${PIPESTATUS[0]}
+  if [ -s "$REPORTS/reliability-summary.json" ]; then
+    read -r p f s < <(jq -r '"\(.passed) \(.failed) \(.skipped)"' "$REPORTS/reliability-summary.json")
+    [ "$rc" != 0 ] && [ "$f" = 0 ] && f=1
+    record reliability "$p" "$f" "$s"
+  else
+    echo "test-all: reliability runner exited $rc without a summary"
+    record reliability 0 1 0
+  fi
 fi
 
 # 5. critest -------------------------------------------------------------------------------------

@@ -5,12 +5,13 @@
  * dirs, its own CNI network, the e2e run's registry) whose stop fails the scenario when
  * anything is left on the host.
  *
- *   node dist/e2e/reliability/run.js [--only soak,chaos,...] [--soak-cycles 1000] [--soak-clients 4]
- *        [--chaos-seconds 120] [--chaos-kills 20] [--chaos-clients 10] [--fuzz-calls 1500] [--seed N]
- *        [--summary file.json]
+ *   node dist/e2e/reliability/run.js [--only soak,chaos,faults,parts,fuzz,guards,disk]
+ *        [--soak-cycles 600] [--soak-clients 4] [--chaos-seconds 45] [--chaos-kills 8]
+ *        [--chaos-clients 10] [--fuzz-calls 1500] [--seed N] [--summary file.json]
  *
  * Prints each scenario's figures and problems, then "reliability: N passed, N failed, N skipped";
- * exits 1 when a scenario failed. The defaults are the CI sizes; e2e/README.md has the full ones.
+ * exits 1 when a scenario failed. The defaults are the CI sizes (about 4 minutes); e2e/README.md
+ * has the full ones (--soak-cycles 1000 --chaos-seconds 120 --chaos-kills 20 --fuzz-calls 5000).
  */
 import { writeFileSync } from 'node:fs';
 import { startHarness, type Harness, type HarnessOptions } from '../harness/index.js';
@@ -48,10 +49,10 @@ async function main(): Promise<number> {
   const seed = num('seed', Date.now() % 1_000_000);
   const only = a.get('only')?.split(',');
   const scenarios: Scenario[] = [
-    { name: 'soak', harness: { logLevel: 'info' }, run: (h) => soak(h, { cycles: num('soak-cycles', 1000), clients: num('soak-clients', 4) }) },
+    { name: 'soak', harness: { logLevel: 'info' }, run: (h) => soak(h, { cycles: num('soak-cycles', 600), clients: num('soak-clients', 4) }) },
     {
       name: 'chaos', harness: { logLevel: 'info' },
-      run: (h) => chaos(h, { seconds: num('chaos-seconds', 60), kills: num('chaos-kills', 10), clients: num('chaos-clients', 10), seed }),
+      run: (h) => chaos(h, { seconds: num('chaos-seconds', 45), kills: num('chaos-kills', 8), clients: num('chaos-clients', 10), seed }),
     },
     {
       name: 'faults',

@@ -4,8 +4,8 @@
  *
  * Passes when no call failed, nothing is listed or left in corral's dirs afterwards (the
  * harness' leak check then covers mounts, netns, cgroups, processes and iptables), and the
- * daemon's RSS and open fds at the end are within 10% of where they were after the first 10% of
- * the cycles (a leak grows with the count; the first cycles warm caches and code up).
+ * daemon's RSS and open fds at the end are within 10% of where they were after the first 100
+ * cycles (a leak grows with the count; the first cycles warm caches and code up).
  */
 import type { Harness } from '../harness/index.js';
 import { CriClient, footprint, settledLeftovers, listed, outcome, p50, p99, podCycle, pullBusybox, round, type Outcome } from './lib.js';
@@ -23,8 +23,9 @@ export async function soak(h: Harness, opts: SoakOptions): Promise<Outcome> {
     const times: number[] = [];
     const errors: string[] = [];
     const curve: Array<{ cycles: number; rssMiB: number; fds: number }> = [];
-    const warm = Math.max(1, Math.round(opts.cycles / 10));
+    // The first ~100 cycles grow the heap and warm code and worker threads up: the baseline is taken after them.
     const step = Math.max(1, Math.round(opts.cycles / 10));
+    const warm = Math.min(opts.cycles, Math.max(step, Math.ceil(100 / step) * step));
     let next = 0;
     let done = 0;
     let baseline: { rssMiB: number; fds: number } | undefined;
