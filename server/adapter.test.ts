@@ -4,7 +4,7 @@ import { status as Status } from '@grpc/grpc-js';
 import { NotFoundError } from '../runtime/errors.js';
 import { silentLogger } from '../runtime/util/log.js';
 import type { Runtime } from '../runtime/index.js';
-import { InFlight, unary } from './adapter.js';
+import { InFlight, MalformedRequest, unary } from './adapter.js';
 
 const rt = { logger: silentLogger() } as unknown as Runtime;
 
@@ -71,4 +71,25 @@ test('drain waits for in-flight calls and is bounded', async (t) => {
   t.false(await f.drain(10));
   setTimeout(() => f.leave(), 10);
   t.true(await f.drain(1000));
+});
+
+test('a request that did not decode is INVALID_ARGUMENT, and the handler never runs', async (t) => {
+  let ran = false;
+  const { calls, done } = invoke(async () => { ran = true; return {}; }, fakeCall(new MalformedRequest('index out of range')));
+  await done;
+  t.false(ran);
+  t.is((calls[0]![0] as { code: number }).code, Status.INVALID_ARGUMENT);
+  t.regex((calls[0]![0] as { details: string }).details, /M: the request is not a MRequest message: index out of range/);
+});
+
+test('a deadline past setTimeout\'s range does not abort the call at once', async (t) => {
+  let aborted = false;
+  const { calls, done } = invoke(async (_req, ctx) => {
+    await new Promise((r) => setTimeout(r, 50));
+    aborted = ctx.signal.aborted;
+    return {};
+  }, fakeCall({}, Date.now() + 2 ** 32));
+  await done;
+  t.false(aborted);
+  t.is(calls[0]![0], null);
 });

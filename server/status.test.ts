@@ -34,3 +34,11 @@ test('an AbortError is CANCELLED', (t) => {
   err.name = 'AbortError';
   t.is(toStatus(err).code, Status.CANCELLED);
 });
+
+test('a full file system is RESOURCE_EXHAUSTED, also wrapped as the cause of another error', (t) => {
+  const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  t.is(toStatus(enospc).code, Status.RESOURCE_EXHAUSTED);
+  t.is(toStatus(new Error('persisting the record', { cause: enospc })).code, Status.RESOURCE_EXHAUSTED);
+  t.is(toStatus(Object.assign(new Error('quota'), { code: 'EDQUOT' })).code, Status.RESOURCE_EXHAUSTED);
+  t.is(toStatus(Object.assign(new Error('x'), { code: 'EIO' })).code, Status.INTERNAL);
+});

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtemp, mkdir, readFile, rm, writeFile, access, symlink } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, readdir, rm, writeFile, access, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContainerService } from './service.js';
@@ -466,6 +466,29 @@ test('a container whose conmon is gone is killed and reported exited 255; one wi
   t.true(calls.some((c) => c.startsWith('delete')));
   t.deepEqual(await env.svc.sweepMonitors(), []);
   await env.svc.remove(id);
+  await env.svc.close();
+  await rm(env.dir, { recursive: true });
+});
+
+test('create refuses before anything is made: log paths out of the log directory, NUL in the process, bad names, signals, resources', async (t) => {
+  const env = await setup();
+  const bad = async (extra: Record<string, unknown>, re: RegExp) => {
+    const err = await t.throwsAsync(env.svc.create({ pod_sandbox_id: 'pod1', config: ctrConfig('v', extra) }));
+    t.is((err as any).kind, 'InvalidArgument', err!.message);
+    t.regex(err!.message, re);
+  };
+  await bad({ log_path: '../../../../etc/cron.d/x' }, /log_path .* must name a file under the pod's log directory/);
+  await bad({ log_path: '/abs.log' }, /log_path/);
+  await bad({ log_path: '..' }, /log_path/);
+  await bad({ log_path: 'dir/' }, /log_path/);
+  await bad({ command: ['x\0y'] }, /command contains NUL/);
+  await bad({ envs: [{ key: 'A', value: 'b\0' }] }, /envs contains NUL/);
+  await bad({ metadata: { name: 'a/b', attempt: 0 } }, /container name "a\/b"/);
+  await bad({ stop_signal: 'SIGNOPE' }, /stop_signal/);
+  await bad({ linux: { resources: { cpu_period: 1 } } }, /container resources: cpu_period 1/);
+  await bad({ annotations: { big: 'x'.repeat(300 * 1024) } }, /container annotations/);
+  t.deepEqual(await readdir(join(env.dir, 'lib', 'containers')).catch(() => []), []);
+  t.is(await readdir(join(env.dir, 'logs')).then(() => 'made', () => 'none'), 'none');
   await env.svc.close();
   await rm(env.dir, { recursive: true });
 });

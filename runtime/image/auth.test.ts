@@ -1,5 +1,6 @@
 import test from 'ava';
 import { credentialsForHost, credentialsFrom, parseChallenges, registryHostOf } from './auth.js';
+import { retryAfterMs } from './registry.js';
 
 test('bearer challenge with quoted params', (t) => {
   t.deepEqual(parseChallenges('Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push"'), [
@@ -60,4 +61,18 @@ test('credentials go to the host of their server_address only; without one, ever
   const anywhere = credentialsFrom({ username: 'u', password: 'p' });
   t.is(credentialsForHost(anywhere, 'any.example.com'), anywhere);
   t.deepEqual(credentialsFrom({ server_address: 'a.io' }), { kind: 'anonymous' });
+});
+
+test('credentials with control characters are InvalidArgument (they would go into a header)', (t) => {
+  t.throws(() => credentialsFrom({ identity_token: ' ', registry_token: '\n' }), { message: /auth\.registry_token contains control characters/ });
+  t.throws(() => credentialsFrom({ username: 'a', password: 'b\r\nX-Evil: 1' }), { message: /auth\.password/ });
+  t.is(credentialsFrom({ username: 'a', password: 'b c' }).kind, 'basic');
+});
+
+test('Retry-After: delay-seconds or an HTTP date, in ms', (t) => {
+  t.is(retryAfterMs('2'), 2000);
+  t.is(retryAfterMs(undefined), undefined);
+  t.is(retryAfterMs('soon'), undefined);
+  t.is(retryAfterMs(new Date(10_000).toUTCString(), 4_000), 6_000);
+  t.is(retryAfterMs(new Date(0).toUTCString(), 4_000), 0);
 });

@@ -22,3 +22,11 @@ test('one bridge per range, within IFNAMSIZ; none set keeps corral0', (t) => {
   t.not(a, bridgeForPodCidr(['10.244.2.0/24']));
   t.is(bridgeForPodCidr([]), 'corral0');
 });
+
+test('a range with host bits set or a zone is refused (the plugins would refuse every pod later)', (t) => {
+  t.throws(() => parsePodCidr('10.0.0.5/24'), { message: /host bits/ });
+  t.throws(() => parsePodCidr('fd00:1::5/64'), { message: /host bits/ });
+  t.throws(() => parsePodCidr('fe80::%eth0/64'), { message: /host bits/ });
+  t.deepEqual(parsePodCidr('10.244.1.0/24,fd00:1::/64'), ['10.244.1.0/24', 'fd00:1::/64']);
+  t.deepEqual(parsePodCidr('10.244.0.0/16'), ['10.244.0.0/16']);
+});

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
-import { namespaceModes, podHostname, requireInfra, sandboxName, validateDns, validateMetadata, validateSysctls } from './validate.js';
+import { namespaceModes, podHostname, requireInfra, sandboxName, validateDns, validateKeyValues, validateLogDirectory, validateMetadata, validatePortMappings, validateSysctls } from './validate.js';
 
 test('metadata: name, uid and namespace are required, named in the error', (t) => {
   t.throws(() => validateMetadata(null), { instanceOf: InvalidArgumentError, message: /metadata is required/ });
@@ -83,4 +83,24 @@ test('user namespaces: POD takes exactly one uid and one gid mapping from contai
   for (const k of ['network', 'ipc', 'pid']) {
     t.throws(() => namespaceModes({ [k]: 'NODE', userns_options: { mode: 'POD', uids: map, gids: map } }), { instanceOf: InvalidArgumentError, message: new RegExp(`${k}: NODE cannot be combined`) });
   }
+});
+
+test('port mappings: ports in range, a known protocol, an IP; host port 0 maps nothing', (t) => {
+  t.notThrows(() => validatePortMappings([{ protocol: 'TCP', container_port: 80, host_port: 8080 }, { container_port: 53, protocol: 'udp' }, { container_port: 9, host_port: 0 }]));
+  t.throws(() => validatePortMappings([{ protocol: 7 as never, container_port: 80, host_port: 80 }]), { instanceOf: InvalidArgumentError, message: /unknown protocol 7/ });
+  t.throws(() => validatePortMappings([{ container_port: 80, host_port: 70000 }]), { message: /host_port must be 0\.\.65535/ });
+  t.throws(() => validatePortMappings([{ container_port: 80, host_port: -1 }]), { message: /host_port/ });
+  t.throws(() => validatePortMappings([{ container_port: 0, host_port: 80 }]), { message: /container_port must be 1\.\.65535/ });
+  t.throws(() => validatePortMappings([{ container_port: 80, host_port: 80, host_ip: 'nope' }]), { message: /host_ip "nope" is not an IP/ });
+});
+
+test('log directory absolute; names capped; labels and annotations capped in total', (t) => {
+  t.notThrows(() => validateLogDirectory('/var/log/pods/ns_name_uid'));
+  t.notThrows(() => validateLogDirectory(''));
+  t.throws(() => validateLogDirectory('.'), { message: /must be an absolute path/ });
+  t.throws(() => validateLogDirectory('/x\0y'), { message: /must be an absolute path/ });
+  t.throws(() => validateMetadata({ name: 'a'.repeat(254), uid: 'u', namespace: 'n' }), { message: /254 bytes long/ });
+  t.notThrows(() => validateKeyValues({ a: 'b'.repeat(1000) }, 'labels'));
+  t.throws(() => validateKeyValues({ a: 'b'.repeat(300 * 1024) }, 'annotations'), { message: /annotations: \d+ bytes in total/ });
+  t.throws(() => validateKeyValues({ '': 'x' }, 'labels'), { message: /empty or contains NUL/ });
 });

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
-import { NameIndex, ObjectStore, newId } from './store.js';
+import { NameIndex, ObjectStore, newId, writeFileAtomic } from './store.js';
 
 interface Meta { name: string }
 interface Status { state: string; n: number }
@@ -146,4 +146,13 @@ test('name index: reserve, conflict returns the holder, release', (t) => {
   t.is(names.get('k8s_POD_a'), 'id1');
   names.release('k8s_POD_a');
   t.is(names.reserve('k8s_POD_a', 'id2'), undefined);
+});
+
+test('writeFileAtomic: a write that fails leaves no temp file beside the target', async (t) => {
+  const dir = await fs.mkdtemp(join(tmpdir(), 'atomic-'));
+  // The target is a non-empty directory: the rename fails after the temp file was written.
+  await fs.mkdir(join(dir, 'target', 'inside'), { recursive: true });
+  await t.throwsAsync(writeFileAtomic(join(dir, 'target'), 'x'));
+  t.deepEqual((await fs.readdir(dir)).sort(), ['target']);
+  await fs.rm(dir, { recursive: true });
 });
