@@ -65,10 +65,13 @@ export async function hostDevices(ctx: SpecContext): Promise<OciDevice[]> {
 /** One CRI Device: a device node, or a directory of them (e.g. /dev/snd). */
 export async function criDevices(ctx: SpecContext, hostPath: string, containerPath: string): Promise<OciDevice[]> {
   let st: StatInfo;
+  if (!hostPath.startsWith('/') || hostPath.includes('\0')) throw new InvalidArgumentError(`device host_path ${JSON.stringify(hostPath.slice(0, 200))} is not an absolute path`);
   try {
     st = await ctx.deps.stat(hostPath);
   } catch (err) {
     if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') throw new InvalidArgumentError(`device ${hostPath} does not exist on the host`);
+    // ENAMETOOLONG, ELOOP, EACCES: the path the request names cannot be a device.
+    if (errnoCode(err)) throw new InvalidArgumentError(`device ${hostPath.slice(0, 200)}: ${errnoCode(err)}`);
     throw err;
   }
   if (st.isDirectory()) {
