@@ -4,19 +4,10 @@
  * cpu.shares stays shares on v2 too: runc and crun convert it to cpu.weight themselves.
  */
 import type { OciResources } from '../oci/spec/types.js';
+import type { CriResourcesIn } from '../cgroups/validate.js';
 
-export interface CriLinuxResources {
-  cpu_period?: string | number;
-  cpu_quota?: string | number;
-  cpu_shares?: string | number;
-  memory_limit_in_bytes?: string | number;
-  oom_score_adj?: string | number;
-  cpuset_cpus?: string;
-  cpuset_mems?: string;
-  hugepage_limits?: Array<{ page_size?: string; limit?: string | number }>;
-  unified?: Record<string, string>;
-  memory_swap_limit_in_bytes?: string | number;
-}
+/** The CRI message's fields as the request carries them (checked by cgroups/validate.ts). */
+export type CriLinuxResources = CriResourcesIn;
 
 function num(v: string | number | undefined | null): number {
   if (v === undefined || v === null || v === '') return 0;
