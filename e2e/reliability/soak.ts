@@ -4,8 +4,8 @@
  *
  * Passes when no call failed, nothing is listed or left in corral's dirs afterwards (the
  * harness' leak check then covers mounts, netns, cgroups, processes and iptables), and the
- * daemon's RSS and open fds at the end are within 10% of where they were after the first 100
- * cycles (a leak grows with the count; the first cycles warm caches and code up).
+ * floor of the daemon's RSS and open fds over the last 30% of the cycles is within 10% of their
+ * floor after the first 100 (a leak raises the floor; the first cycles warm caches and code up).
  */
 import type { Harness } from '../harness/index.js';
 import { CriClient, footprint, settledLeftovers, listed, outcome, p50, p99, podCycle, pullBusybox, round, type Outcome } from './lib.js';
@@ -23,12 +23,11 @@ export async function soak(h: Harness, opts: SoakOptions): Promise<Outcome> {
     const times: number[] = [];
     const errors: string[] = [];
     const curve: Array<{ cycles: number; rssMiB: number; fds: number }> = [];
-    // The first ~100 cycles grow the heap and warm code and worker threads up: the baseline is taken after them.
+    // The first ~100 cycles grow the heap and warm code and worker threads up: the floors are compared from there.
     const step = Math.max(1, Math.round(opts.cycles / 10));
     const warm = Math.min(opts.cycles, Math.max(step, Math.ceil(100 / step) * step));
     let next = 0;
     let done = 0;
-    let baseline: { rssMiB: number; fds: number } | undefined;
     const t0 = Date.now();
     const client = async (k: number) => {
       for (;;) {
@@ -44,7 +43,6 @@ export async function soak(h: Harness, opts: SoakOptions): Promise<Outcome> {
         if (done % step === 0) {
           const f = footprint(h.daemonPid);
           curve.push({ cycles: done, rssMiB: round(f.rssMiB, 1), fds: f.fds });
-          if (done === warm || (!baseline && done >= warm)) baseline = f;
         }
       }
     };
@@ -62,21 +60,26 @@ export async function soak(h: Harness, opts: SoakOptions): Promise<Outcome> {
     if (containers.length) out.problems.push(`${containers.length} containers still listed`);
     const files = await settledLeftovers(h);
     if (files.length) out.problems.push(`left in corral's dirs: ${files.slice(0, 10).join(' ')}${files.length > 10 ? ` (+${files.length - 10})` : ''}`);
-    if (baseline) {
-      if (end.rssMiB > baseline.rssMiB * (1 + GROWTH)) {
-        out.problems.push(`daemon RSS grew ${round(baseline.rssMiB, 1)} -> ${round(end.rssMiB, 1)} MiB after cycle ${warm} (more than ${GROWTH * 100}%)`);
-      }
-      // fds: a handful either way is the gRPC connection and idle worker threads coming and going.
-      if (end.fds > baseline.fds * (1 + GROWTH) + 2) out.problems.push(`daemon fds grew ${baseline.fds} -> ${end.fds} after cycle ${warm}`);
+    // RSS saws up and down with the collector: a leak shows as a rising floor. Compared: the
+    // lowest sample between the warm-up and 40% of the cycles, and the lowest of the last 30%.
+    const early = curve.filter((c) => c.cycles >= warm && c.cycles <= opts.cycles * 0.4);
+    const late = curve.filter((c) => c.cycles >= opts.cycles * 0.7);
+    const floor = (xs: typeof curve, k: 'rssMiB' | 'fds') => Math.min(...xs.map((c) => c[k]));
+    const rss = early.length && late.length ? { early: floor(early, 'rssMiB'), late: floor(late, 'rssMiB') } : undefined;
+    const fds = early.length && late.length ? { early: floor(early, 'fds'), late: floor(late, 'fds') } : undefined;
+    if (rss && rss.late > rss.early * (1 + GROWTH)) {
+      out.problems.push(`daemon RSS floor grew ${rss.early} -> ${rss.late} MiB from cycle ${warm} to the end (more than ${GROWTH * 100}%)`);
     }
+    // fds: a handful either way is the gRPC connection and idle worker threads coming and going.
+    if (fds && fds.late > fds.early * (1 + GROWTH) + 2) out.problems.push(`daemon fd floor grew ${fds.early} -> ${fds.late} from cycle ${warm} to the end`);
     out.figures = {
       cycles: done,
       errors: errors.length,
       seconds: round(seconds, 1),
       'cycle p50 ms': round(p50(times), 0),
       'cycle p99 ms': round(p99(times), 0),
-      'rss MiB (after warm-up -> end)': baseline ? `${round(baseline.rssMiB, 1)} -> ${round(end.rssMiB, 1)}` : 'n/a',
-      'fds (after warm-up -> end)': baseline ? `${baseline.fds} -> ${end.fds}` : 'n/a',
+      'rss floor MiB (after warm-up -> last 30%)': rss ? `${rss.early} -> ${rss.late}` : 'n/a',
+      'fd floor (after warm-up -> last 30%)': fds ? `${fds.early} -> ${fds.late}` : 'n/a',
       'rss curve (cycles:MiB)': curve.map((c) => `${c.cycles}:${c.rssMiB}`).join(' '),
       leftovers: pods.length + containers.length + files.length,
     };
