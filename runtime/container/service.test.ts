@@ -492,3 +492,15 @@ test('create refuses before anything is made: log paths out of the log directory
   await env.svc.close();
   await rm(env.dir, { recursive: true });
 });
+
+test('StopContainer of a container whose conmon is gone does not wait for an exit no one will write', async (t) => {
+  const env = await setup(fakeConmon({ conmonPid: process.pid }));
+  const id = await env.svc.create({ pod_sandbox_id: 'pod1', config: ctrConfig() });
+  await env.svc.start(id);
+  // An hour's grace: waiting for the exit would outlast the test's own timeout.
+  await env.svc.stop(id, 3600);
+  t.is(env.svc.status(id).status.state, 'CONTAINER_EXITED');
+  await env.svc.remove(id);
+  await env.svc.close();
+  await rm(env.dir, { recursive: true });
+});

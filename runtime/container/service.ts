@@ -252,17 +252,20 @@ export class ContainerService {
       await this.watcher.check(e.id); // it may have written the exit just before it went
       if ((e.status.state as ContainerState) === 'EXITED') continue;
       orphaned.push(e.id);
-      await this.locked(e.id, async () => {
-        if ((e.status.state as ContainerState) === 'EXITED' || !this.store.get(e.id)) return;
-        this.log.warn(`container ${e.id}: its conmon (pid ${e.status.conmonPid}) is gone; killing the container and reporting it exited`);
-        const rt = this.runtimeOf(e);
-        await rt.kill(e.id, 'SIGKILL', true).catch(() => undefined);
-        await rt.delete(e.id, true).catch((err) => this.log.warn(`container ${e.id}: delete after its conmon died: ${errorMessage(err)}`));
-        await this.markExited(e, 255, Date.now());
-        await this.store.update(e.id, (s) => ({ ...s, message: 'the container monitor (conmon) died; the container was killed' }));
-      });
+      await this.locked(e.id, () => this.reapUnmonitored(e));
     }
     return orphaned;
+  }
+
+  /** Kills a container whose conmon is gone and reports it exited 255 (no one is left to write its exit). */
+  private async reapUnmonitored(e: Entry<ContainerMeta, ContainerStatusRecord>): Promise<void> {
+    if ((e.status.state as ContainerState) === 'EXITED' || !this.store.get(e.id)) return;
+    this.log.warn(`container ${e.id}: its conmon (pid ${e.status.conmonPid}) is gone; killing the container and reporting it exited`);
+    const rt = this.runtimeOf(e);
+    await rt.kill(e.id, 'SIGKILL', true).catch(() => undefined);
+    await rt.delete(e.id, true).catch((err) => this.log.warn(`container ${e.id}: delete after its conmon died: ${errorMessage(err)}`));
+    await this.markExited(e, 255, Date.now());
+    await this.store.update(e.id, (s) => ({ ...s, message: 'the container monitor (conmon) died; the container was killed' }));
   }
 
   // ---- serialisation ------------------------------------------------------------------
@@ -668,6 +671,12 @@ export class ContainerService {
     if (e.status.state === 'UNKNOWN') {
       await rt.delete(e.id, true).catch((err) => this.log.warn(`container ${e.id}: delete: ${errorMessage(err)}`));
       await this.markExited(e, 255, Date.now());
+      return;
+    }
+    // No conmon, no exit file: waiting for one would last the whole timeout and then some.
+    if (e.status.conmonPid && !(await isConmon(e.status.conmonPid))) {
+      await this.watcher.check(e.id);
+      if ((e.status.state as ContainerState) !== 'EXITED') await this.reapUnmonitored(e);
       return;
     }
     if (timeoutSec > 0) {
