@@ -119,7 +119,7 @@ fi
 
 # 4b. reliability -------------------------------------------------------------------------------
 # Soak, SIGKILL storms, registry faults, killed conmon and runtime, a fuzzer over every RPC, the
-# daemon's guards, a full disk (e2e/reliability/run.ts, CI sizes; e2e/README.md has the full ones).
+# daemon's guards, a full disk (e2e/reliability/run.ts, CI sizes ~3 min; e2e/README.md has the full ones).
 if [ "${SKIP_RELIABILITY:-0}" != 1 ]; then
   note "reliability (soak, chaos, faults, fuzz, full disk)"
   rm -f "$REPORTS/reliability-summary.json"

@@ -6,11 +6,11 @@
  * anything is left on the host.
  *
  *   node dist/e2e/reliability/run.js [--only soak,chaos,faults,parts,fuzz,guards,disk]
- *        [--soak-cycles 600] [--soak-clients 4] [--chaos-seconds 45] [--chaos-kills 8]
- *        [--chaos-clients 10] [--fuzz-calls 1500] [--seed N] [--summary file.json]
+ *        [--soak-cycles 400] [--soak-clients 4] [--chaos-seconds 30] [--chaos-kills 6]
+ *        [--chaos-clients 10] [--fuzz-calls 1000] [--seed N] [--summary file.json]
  *
  * Prints each scenario's figures and problems, then "reliability: N passed, N failed, N skipped";
- * exits 1 when a scenario failed. The defaults are the CI sizes (about 4 minutes); e2e/README.md
+ * exits 1 when a scenario failed. The defaults are the CI sizes (about 3 minutes); e2e/README.md
  * has the full ones (--soak-cycles 1000 --chaos-seconds 120 --chaos-kills 20 --fuzz-calls 5000).
  */
 import { writeFileSync } from 'node:fs';
@@ -49,10 +49,10 @@ async function main(): Promise<number> {
   const seed = num('seed', Date.now() % 1_000_000);
   const only = a.get('only')?.split(',');
   const scenarios: Scenario[] = [
-    { name: 'soak', harness: { logLevel: 'info' }, run: (h) => soak(h, { cycles: num('soak-cycles', 600), clients: num('soak-clients', 4) }) },
+    { name: 'soak', harness: { logLevel: 'info' }, run: (h) => soak(h, { cycles: num('soak-cycles', 400), clients: num('soak-clients', 4) }) },
     {
       name: 'chaos', harness: { logLevel: 'info' },
-      run: (h) => chaos(h, { seconds: num('chaos-seconds', 45), kills: num('chaos-kills', 8), clients: num('chaos-clients', 10), seed }),
+      run: (h) => chaos(h, { seconds: num('chaos-seconds', 30), kills: num('chaos-kills', 6), clients: num('chaos-clients', 10), seed }),
     },
     {
       name: 'faults',
@@ -62,7 +62,7 @@ async function main(): Promise<number> {
       },
       run: async (h, proxy) => [...(await registryFaults(h, proxy)), await killDuringPull(h, proxy)],
     },
-    { name: 'fuzz', harness: { logLevel: 'info' }, run: (h) => fuzz(h, { calls: num('fuzz-calls', 1500), seed }) },
+    { name: 'fuzz', harness: { logLevel: 'info' }, run: (h) => fuzz(h, { calls: num('fuzz-calls', 1000), seed }) },
     {
       name: 'parts',
       setup: async () => partsSetup(),

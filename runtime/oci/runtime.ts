@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import type { Config, RuntimeHandlerConfig } from '../config.js';
 import type { CgroupInfo } from '../cgroups/detect.js';
 import type { Logger } from '../util/log.js';
-import { InvalidArgumentError, InternalError, NotFoundError, errorMessage } from '../errors.js';
+import { FailedPreconditionError, InvalidArgumentError, InternalError, NotFoundError, errorMessage } from '../errors.js';
 import { SealedBinaries } from '../linux/sealed.js';
 import { fastSpawn, type FastChild } from '../linux/spawn.js';
 
@@ -186,6 +186,11 @@ export class OciRuntime {
       // the request chose: validate.ts catches the known ones first, this the rest.
       if (r.code !== 0 && /Invalid argument|Numerical result out of range|cannot parse|No space left on device/.test(r.stderr || r.stdout)) {
         throw new InvalidArgumentError(`${this.name} update ${id}: the kernel refused a value: ${firstLine(r.stderr || r.stdout)}`);
+      }
+      // EBUSY: a memory limit below what the container uses now, which the kernel could not
+      // reclaim down to. A valid value the container's state does not allow yet.
+      if (r.code !== 0 && /Device or resource busy/.test(r.stderr || r.stdout)) {
+        throw new FailedPreconditionError(`${this.name} update ${id}: the container's current usage does not fit the new limit: ${firstLine(r.stderr || r.stdout)}`);
       }
       if (r.code !== 0) this.fail('update', id, r);
     } finally {
