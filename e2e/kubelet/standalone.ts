@@ -366,12 +366,15 @@ export function defineStandaloneSuite(runtime: 'crun' | 'runc'): void {
     const pod = await k.waitPod('crasher', (p) => (ctrStatus(p, 'crash')?.restartCount ?? 0) >= 2, 60_000, 'two restarts');
     const dir = join(k.podLogsDir, `default_crasher-${k.nodeName}_${pod.metadata.uid}`, 'crash');
     t.true(existsSync(dir), dir);
-    // Attempts below the restart count have run and exited; a newer one may be created and not
-    // yet started (an empty file), on a slow host more so.
-    const done = ctrStatus(pod, 'crash')!.restartCount;
-    const files = readdirSync(dir).filter((f) => /^\d+\.log$/.test(f) && Number.parseInt(f, 10) < done);
+    // The kubelet keeps the newest attempts' files only, and the newest may be created and not
+    // yet started (empty; on a slow host for a while): wait for one that has run, then every
+    // file with content must be in the CRI format.
+    const logs = () => readdirSync(dir).filter((f) => /^\d+\.log$/.test(f)).map((f) => ({ f, text: readFileSync(join(dir, f), 'utf8') }));
+    const end = Date.now() + 60_000;
+    while (!logs().some((l) => l.text !== '') && Date.now() < end) await sleep(500);
+    const files = logs().filter((l) => l.text !== '');
     t.true(files.length >= 1, readdirSync(dir).join(' '));
-    for (const f of files) t.regex(readFileSync(join(dir, f), 'utf8'), /^\S+ stdout F crashing$/m, f);
+    for (const { f, text } of files) t.regex(text, /^\S+ stdout F crashing$/m, f);
   });
 
   kt('/stats/summary carries cpu, memory, network, rootfs and logs of every pod and container (CRI stats provider)', async (t) => {
