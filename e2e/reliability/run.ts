@@ -6,7 +6,7 @@
  * anything is left on the host.
  *
  *   node dist/e2e/reliability/run.js [--only soak,chaos,faults,parts,fuzz,guards,disk]
- *        [--soak-cycles 400] [--soak-clients 4] [--chaos-seconds 30] [--chaos-kills 6]
+ *        [--soak-cycles 600] [--soak-clients 4] [--chaos-seconds 30] [--chaos-kills 6]
  *        [--chaos-clients 10] [--fuzz-calls 1000] [--seed N] [--summary file.json]
  *
  * Prints each scenario's figures and problems, then "reliability: N passed, N failed, N skipped";
@@ -49,7 +49,7 @@ async function main(): Promise<number> {
   const seed = num('seed', Date.now() % 1_000_000);
   const only = a.get('only')?.split(',');
   const scenarios: Scenario[] = [
-    { name: 'soak', harness: { logLevel: 'info' }, run: (h) => soak(h, { cycles: num('soak-cycles', 400), clients: num('soak-clients', 4) }) },
+    { name: 'soak', harness: { logLevel: 'info' }, run: (h) => soak(h, { cycles: num('soak-cycles', 600), clients: num('soak-clients', 4) }) },
     {
       name: 'chaos', harness: { logLevel: 'info' },
       run: (h) => chaos(h, { seconds: num('chaos-seconds', 30), kills: num('chaos-kills', 6), clients: num('chaos-clients', 10), seed }),
