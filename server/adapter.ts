@@ -8,6 +8,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { status as Status } from '@grpc/grpc-js';
 import { InvalidArgumentError } from '../runtime/errors.js';
 import type { Runtime } from '../runtime/index.js';
+import { MAX_TIMER_MS } from '../runtime/util/timers.js';
 import type { RpcContext, StreamHandler, UnaryHandler } from './rpc/types.js';
 import { codeName, toStatus } from './status.js';
 
@@ -15,9 +16,6 @@ import { codeName, toStatus } from './status.js';
 export class MalformedRequest {
   constructor(readonly reason: string) {}
 }
-
-/** setTimeout's longest delay; a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Tracks in-flight calls so that shutdown can wait for them. */
 export class InFlight {

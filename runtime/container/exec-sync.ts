@@ -8,10 +8,8 @@
  */
 import { promises as fs } from 'node:fs';
 import { CancelledError, DeadlineExceededError, InternalError } from '../errors.js';
-
-/** setTimeout's longest delay; a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 import { fastSpawn } from '../linux/spawn.js';
+import { MAX_TIMER_MS } from '../util/timers.js';
 
 export const EXEC_OUTPUT_CAP = 16 << 20;
 

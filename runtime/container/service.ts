@@ -358,15 +358,13 @@ export class ContainerService {
     // daemon restarted under it) gets that container, as a retried RunPodSandbox gets its pod:
     // the kubelet retries with the same name and would otherwise see the name reserved until it
     // starts over with the next attempt. Once started, the name is the container's for good.
-    const existing = this.names.get(name);
-    if (existing) {
-      const e = this.store.get(existing);
-      if (e && e.status.state === 'CREATED' && e.meta.podId === sb.id) return existing;
-      throw new AlreadyExistsError(`container name "${name}" is already reserved for container ${existing}`);
-    }
     const id = newId();
     const holder = this.names.reserve(name, id);
-    if (holder) throw new AlreadyExistsError(`container name "${name}" is already reserved for container ${holder}`);
+    if (holder) {
+      const e = this.store.get(holder);
+      if (e && e.status.state === 'CREATED' && e.meta.podId === sb.id) return holder;
+      throw new AlreadyExistsError(`container name "${name}" is already reserved for container ${holder}`);
+    }
     this.pending.add(id);
     const p = this.doCreate(id, name, sb, req)
       .catch((err) => { this.names.release(name, id); throw err; })

@@ -2,6 +2,8 @@
  * Registry authentication: WWW-Authenticate challenges and the CRI AuthConfig.
  * Secrets never appear in messages or logs.
  */
+import { InvalidArgumentError } from '../errors.js';
+
 export interface Challenge {
   scheme: string;
   params: Record<string, string>;
@@ -136,5 +138,4 @@ export function parseChallenges(header: string): Challenge[] {
     }
   }
   return out;
-}import { InvalidArgumentError } from '../errors.js';
-
+}
